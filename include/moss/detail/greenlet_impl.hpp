@@ -1,0 +1,111 @@
+// detail/greenlet_impl.hpp: the greenlet control block, shared by raw
+// greenlets, the hub greenlet and tasks (which embed their body in the same
+// allocation). Only templates need to see it; users use moss::greenlet and
+// moss::task.
+#pragma once
+
+#include <any>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <string>
+
+namespace moss::detail {
+
+struct thread_state;
+class waiter;
+
+// A mapped stack: [lo, lo + size) is usable, guard pages sit below lo.
+struct stack_area {
+  char* mapping = nullptr;
+  std::size_t mapping_size = 0;
+  char* lo = nullptr;
+  std::size_t size = 0;
+  unsigned valgrind_id = 0;
+};
+
+// Saved machine context of a suspended greenlet (see lib/context.cpp).
+struct context_state {
+  void* fctx = nullptr;                     // boost fcontext_t while suspended
+  void (*entry)(void*) = nullptr;           // first function run on the stack
+  void* entry_arg = nullptr;
+  int saved_errno = 0;
+  void* eh_globals[2] = {nullptr, nullptr}; // C++ runtime's caught-exception state
+  const void* stack_bottom = nullptr;       // for AddressSanitizer
+  std::size_t stack_size = 0;
+  void* asan_fake_stack = nullptr;
+  void* tsan_fiber = nullptr;
+};
+
+class greenlet_impl {
+ public:
+  enum class role : std::uint8_t { root, hub, raw, task };
+  enum class state : std::uint8_t { fresh, active, dead };
+
+  explicit greenlet_impl(role r) noexcept;
+  greenlet_impl(const greenlet_impl&) = delete;
+  greenlet_impl& operator=(const greenlet_impl&) = delete;
+  virtual ~greenlet_impl();
+
+  void ref() noexcept { ++refs_; }
+  void unref() noexcept {
+    if (--refs_ == 0) delete this;
+  }
+
+  // run() is the greenlet's body, called on its own stack with the value of
+  // the first switch. Its result goes to exit_target().
+  virtual std::any run(std::any arg) = 0;
+  // exit_target() is where control goes when run() returns; by default the
+  // nearest live ancestor (Python greenlet semantics).
+  virtual greenlet_impl* exit_target() noexcept;
+  // on_last_handle() is called when the last moss::greenlet handle goes away.
+  virtual void on_last_handle() noexcept {}
+
+  // name() is the greenlet's name, "task-7" style until set.
+  const std::string& name() const;
+
+  bool is_current() const noexcept;
+  greenlet_impl* live_ancestor() const noexcept;
+
+  role role_;
+  state state_ = state::fresh;
+  bool in_ready_queue_ = false;   // linked into the hub's ready queue
+  bool scheduled_ = false;        // the hub should resume it when popped
+  unsigned refs_ = 0;
+  std::uint64_t id_;
+  unsigned handles_ = 0;          // moss::greenlet handles (raw greenlets)
+  std::size_t stack_request_ = 0; // 0 = default size
+  thread_state* owner_ = nullptr;
+  greenlet_impl* parent_ = nullptr;      // strong reference
+  greenlet_impl* next_ready_ = nullptr;  // ready queue link
+  waiter* parked_on_ = nullptr;          // set while parked on the hub
+  greenlet_impl* hub_prev_ = nullptr;    // the hub's list of live tasks
+  greenlet_impl* hub_next_ = nullptr;
+  std::exception_ptr pending_;           // raised at the next resume from a wait
+  std::any inbox_;                       // value delivered by switch_to()
+  std::exception_ptr inbox_error_;       // exception delivered by throw_in()
+  stack_area stack_;
+  context_state ctx_;
+  mutable std::string name_;
+};
+
+// live_greenlets() counts control blocks alive in the process (leak checks).
+std::size_t live_greenlets() noexcept;
+
+// current_impl() is the greenlet running on this thread (the root greenlet if
+// none was started). Never null.
+greenlet_impl* current_impl() noexcept;
+
+// switch_with() transfers control to g, delivering value (or error). Returns
+// the value delivered when control comes back to the caller, or throws the
+// exception delivered. Checks for misuse (dead, other thread).
+std::any switch_with(greenlet_impl* g, std::any value, std::exception_ptr error);
+
+// resume() transfers control to g without a payload; used by the hub for
+// greenlets parked in a waiter. g must be on this thread and not dead.
+void resume(greenlet_impl* g);
+
+// set_parent() checks for cycles and other threads.
+void set_parent(greenlet_impl* g, greenlet_impl* parent);
+
+}  // namespace moss::detail

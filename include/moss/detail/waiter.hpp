@@ -1,0 +1,84 @@
+// detail/waiter.hpp: park and unpark — what every blocking primitive is
+// built on. A waiter lives on the stack of the greenlet that waits; its
+// destructor unlinks it from any waiter_list and disarms its timer, so a
+// wait that ends by timeout or exception leaves nothing behind.
+#pragma once
+
+#include <moss/detail/greenlet_impl.hpp>
+#include <moss/detail/timer.hpp>
+
+namespace moss::detail {
+
+class waiter_list;
+
+class waiter {
+ public:
+  // waiter() prepares a wait for the current greenlet.
+  waiter();
+  ~waiter();
+  waiter(const waiter&) = delete;
+  waiter& operator=(const waiter&) = delete;
+
+  // wait() suspends the current greenlet until wake() or the deadline.
+  // Returns true if woken, false on timeout. Throws the greenlet's pending
+  // exception (kill, timeout) instead, and moss::error when called from the
+  // hub greenlet. Must be called by the greenlet that made the waiter.
+  bool wait(time_point deadline = no_deadline);
+
+  // wake() makes the waiting greenlet runnable. Returns false if it was
+  // already woken or timed out (so a hand-off can go to someone else).
+  bool wake() noexcept;
+
+  // interrupt() wakes g without a result: used to deliver g->pending_.
+  void interrupt() noexcept;
+
+  bool woken() const noexcept { return woken_; }
+  greenlet_impl* greenlet() const noexcept { return g_; }
+
+ private:
+  friend class waiter_list;
+  struct deadline_timer final : timer {
+    waiter* w = nullptr;
+    void fire() noexcept override;
+  };
+  void unlink() noexcept;
+
+  greenlet_impl* g_;
+  bool woken_ = false;
+  bool timed_out_ = false;
+  bool interrupted_ = false;
+  waiter_list* list_ = nullptr;
+  waiter* prev_ = nullptr;
+  waiter* next_ = nullptr;
+  deadline_timer timer_;
+};
+
+// waiter_list: an intrusive FIFO of waiters.
+class waiter_list {
+ public:
+  waiter_list() = default;
+  waiter_list(const waiter_list&) = delete;
+  waiter_list& operator=(const waiter_list&) = delete;
+  ~waiter_list();
+
+  void push_back(waiter& w) noexcept;
+  waiter* front() const noexcept { return head_; }
+  bool empty() const noexcept { return head_ == nullptr; }
+  std::size_t size() const noexcept { return size_; }
+  // wake_one() wakes the first waiter; false if there was none.
+  bool wake_one() noexcept;
+  // wake_all() wakes every waiter and empties the list.
+  void wake_all() noexcept;
+
+ private:
+  friend class waiter;
+  void remove(waiter& w) noexcept;
+  waiter* head_ = nullptr;
+  waiter* tail_ = nullptr;
+  std::size_t size_ = 0;
+};
+
+// interrupt() raises e in g at its next resume, waking it if it waits.
+void interrupt(greenlet_impl* g, std::exception_ptr e) noexcept;
+
+}  // namespace moss::detail

@@ -1,0 +1,33 @@
+// error.hpp: the exceptions moss throws.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+
+namespace moss {
+
+// error is thrown for misuse of the library: switching to a dead greenlet,
+// joining yourself, blocking from the hub, a malformed MOSS_* setting.
+class error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// loop_exit is thrown into a waiting greenlet when nothing can ever wake it
+// (no other runnable greenlet, no timer, no watched fd): waiting would hang.
+class loop_exit : public error {
+ public:
+  loop_exit() : error("moss: this operation would block forever (no other greenlet, timer or fd can wake it)") {}
+  using error::error;
+};
+
+// greenlet_exit is raised inside a greenlet that is being killed, so that its
+// stack unwinds and destructors run. It deliberately does not derive from
+// std::exception: `catch (const std::exception&)` in user code must not swallow
+// a kill. A greenlet_exit that escapes a greenlet is not an error.
+class greenlet_exit {
+ public:
+  const char* what() const noexcept { return "moss::greenlet_exit"; }
+};
+
+}  // namespace moss

@@ -1,0 +1,8 @@
+// moss.hpp: everything, for programs that do not mind the compile time.
+#pragma once
+
+#include <moss/error.hpp>
+#include <moss/greenlet.hpp>
+#include <moss/hub.hpp>
+#include <moss/task.hpp>
+#include <moss/time.hpp>

@@ -1,0 +1,340 @@
+// greenlet.cpp: the greenlet control block, switching, and moss::greenlet.
+//
+// Ownership: a started, unfinished greenlet holds a reference to itself (its
+// running frames need it), dropped after its last switch by the greenlet that
+// runs next, which also releases its stack. Handles and the parent link hold
+// the other references.
+#include "greenlet.hpp"
+
+#include "context.hpp"
+#include "stack.hpp"
+#include "sys.hpp"
+
+#include <moss/greenlet.hpp>
+
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+namespace moss::detail {
+namespace {
+
+std::atomic<std::size_t> live_count{0};
+std::atomic<std::uint64_t> next_id{0};
+
+[[gnu::tls_model("initial-exec")]] thread_local thread_state* tls = nullptr;
+thread_local bool tls_torn_down = false;
+
+class root_greenlet final : public greenlet_impl {
+ public:
+  root_greenlet() : greenlet_impl(role::root) {
+    state_ = state::active;
+    name_ = "main";
+    context_init_root(ctx_);
+  }
+  std::any run(std::any) override { return {}; }
+};
+
+// A greenlet running user code given to moss::greenlet.
+class raw_greenlet final : public greenlet_impl {
+ public:
+  explicit raw_greenlet(greenlet::function fn) : greenlet_impl(role::raw), fn_(std::move(fn)) {}
+  std::any run(std::any arg) override { return fn_(std::move(arg)); }
+
+  // Like Python: dropping the last handle of a suspended greenlet raises
+  // greenlet_exit in it so that its stack unwinds, then it returns to us.
+  void on_last_handle() noexcept override {
+    thread_state* t = this_thread_if_any();
+    if (state_ != state::active || t == nullptr || owner_ != t || t->current == this) return;
+    ref();
+    try {
+      set_parent(this, t->current);
+      switch_with(this, {}, std::make_exception_ptr(greenlet_exit{}));
+    } catch (...) {
+    }
+    unref();
+  }
+
+ private:
+  greenlet::function fn_;
+};
+
+struct thread_holder {
+  thread_state* ts = nullptr;
+  ~thread_holder() {
+    tls_torn_down = true;
+    if (ts == nullptr) return;
+    tls = nullptr;
+    ts->root->unref();
+    delete ts;
+  }
+};
+thread_local thread_holder holder;
+
+// Signal-safe: called by the SIGSEGV handler on the alternate stack.
+const char* describe_overflow(const void* fault, std::size_t* size) {
+  thread_state* t = tls;
+  if (t == nullptr || t->current == nullptr) return nullptr;
+  greenlet_impl* g = t->current;
+  if (!stack_guard_contains(g->stack_, fault)) return nullptr;
+  *size = g->stack_.size;
+  if (!g->name_.empty()) return g->name_.c_str();
+  // Unnamed: format "greenlet-<id>" without allocating.
+  static thread_local char buf[40];
+  const char* prefix = g->role_ == greenlet_impl::role::task ? "task-" : "greenlet-";
+  std::size_t n = 0;
+  while (*prefix != '\0') buf[n++] = *prefix++;
+  char digits[24];
+  int d = 0;
+  std::uint64_t id = g->id_;
+  do {
+    digits[d++] = static_cast<char>('0' + id % 10);
+    id /= 10;
+  } while (id != 0);
+  while (d > 0) buf[n++] = digits[--d];
+  buf[n] = '\0';
+  return buf;
+}
+
+void release_dying(thread_state& t) noexcept {
+  greenlet_impl* g = t.dying;
+  if (g == nullptr) return;
+  t.dying = nullptr;
+  stack_release(g->stack_);
+  context_release(g->ctx_);
+  g->unref();  // the self-reference taken at start
+}
+
+void entry(void* arg) {
+  auto* self = static_cast<greenlet_impl*>(arg);
+  release_dying(*tls);
+  std::any result;
+  std::exception_ptr error = std::exchange(self->inbox_error_, nullptr);
+  if (!error) {
+    try {
+      result = self->run(std::move(self->inbox_));
+    } catch (const greenlet_exit&) {
+      // A kill that unwound the greenlet is a normal end.
+    } catch (...) {
+      error = std::current_exception();
+    }
+  }
+  self->inbox_.reset();
+  finish_greenlet(self, self->exit_target(), std::move(result), std::move(error));
+}
+
+// start() gives a fresh greenlet its stack and first context.
+void start(greenlet_impl* g) {
+  if (g->stack_.mapping == nullptr) g->stack_ = stack_allocate(g->stack_request_);
+  context_prepare(g->ctx_, g->stack_.lo, g->stack_.size, &entry, g);
+  g->state_ = greenlet_impl::state::active;
+  g->ref();
+}
+
+void do_switch(thread_state& t, greenlet_impl* from, greenlet_impl* to) {
+  if (to->state_ == greenlet_impl::state::fresh) start(to);
+  t.current = to;
+  context_switch(from->ctx_, to->ctx_);
+  release_dying(t);
+}
+
+std::string quoted(const greenlet_impl* g) { return "\"" + g->name() + "\""; }
+
+}  // namespace
+
+greenlet_impl::greenlet_impl(role r) noexcept
+    : role_(r), id_(next_id.fetch_add(1, std::memory_order_relaxed)) {
+  live_count.fetch_add(1, std::memory_order_relaxed);
+  thread_state* t = tls;
+  owner_ = t;
+}
+
+greenlet_impl::~greenlet_impl() {
+  if (parent_ != nullptr) parent_->unref();
+  stack_release(stack_);
+  live_count.fetch_sub(1, std::memory_order_relaxed);
+}
+
+greenlet_impl* greenlet_impl::live_ancestor() const noexcept {
+  greenlet_impl* p = parent_;
+  while (p != nullptr && p->state_ == state::dead) p = p->parent_;
+  return p;
+}
+
+greenlet_impl* greenlet_impl::exit_target() noexcept { return live_ancestor(); }
+
+const std::string& greenlet_impl::name() const {
+  if (name_.empty()) name_ = (role_ == role::task ? "task-" : "greenlet-") + std::to_string(id_);
+  return name_;
+}
+
+bool greenlet_impl::is_current() const noexcept {
+  thread_state* t = tls;
+  return t != nullptr && t->current == this;
+}
+
+std::size_t live_greenlets() noexcept { return live_count.load(std::memory_order_relaxed); }
+
+thread_state* this_thread_if_any() noexcept { return tls; }
+
+thread_state& this_thread() {
+  if (tls != nullptr) [[likely]]
+    return *tls;
+  if (tls_torn_down) throw moss::error("moss: this thread is exiting; greenlets can no longer run on it");
+  auto* t = new thread_state;
+  tls = t;
+  holder.ts = t;
+  auto* root = new root_greenlet;
+  root->owner_ = t;
+  root->ref();
+  t->root = root;
+  t->current = root;
+  set_overflow_describer(&describe_overflow);
+  return *t;
+}
+
+greenlet_impl* current_impl() noexcept {
+  try {
+    return this_thread().current;
+  } catch (...) {
+    return nullptr;
+  }
+}
+
+void set_parent(greenlet_impl* g, greenlet_impl* parent) {
+  if (parent == nullptr) throw moss::error("moss: a greenlet's parent cannot be empty");
+  if (parent->owner_ != g->owner_)
+    throw moss::error("moss: a greenlet's parent must belong to the same thread");
+  for (greenlet_impl* p = parent; p != nullptr; p = p->parent_)
+    if (p == g) throw moss::error("moss: set_parent would make a cyclic parent chain");
+  parent->ref();
+  if (g->parent_ != nullptr) g->parent_->unref();
+  g->parent_ = parent;
+}
+
+void finish_greenlet(greenlet_impl* self, greenlet_impl* target, std::any value, std::exception_ptr error) noexcept {
+  thread_state& t = *tls;
+  self->state_ = greenlet_impl::state::dead;
+  target->inbox_ = std::move(value);
+  target->inbox_error_ = std::move(error);
+  value.reset();
+  error = nullptr;
+  if (target->state_ == greenlet_impl::state::fresh) {
+    try {
+      start(target);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "moss: cannot start greenlet \"%s\": %s\n", target->name_.c_str(), e.what());
+      std::abort();
+    }
+  }
+  t.dying = self;
+  t.current = target;
+  context_exit(self->ctx_, target->ctx_);
+}
+
+std::any switch_with(greenlet_impl* g, std::any value, std::exception_ptr error) {
+  thread_state& t = this_thread();
+  greenlet_impl* self = t.current;
+  if (g->owner_ != &t) throw moss::error("moss: cannot switch to greenlet " + quoted(g) + ": it belongs to another thread");
+  if (g->state_ == greenlet_impl::state::dead) throw moss::error("moss: cannot switch to greenlet " + quoted(g) + ": it is dead");
+  if (g->role_ == greenlet_impl::role::hub) throw moss::error("moss: cannot switch to the hub greenlet directly");
+  if (g->parked_on_ != nullptr && !error)
+    throw moss::error("moss: cannot switch to greenlet " + quoted(g) +
+                      ": it is waiting on the hub; wake it through what it waits for");
+  if (g == self) {
+    if (error) std::rethrow_exception(error);
+    return value;
+  }
+  if (g->state_ == greenlet_impl::state::fresh && error) {
+    // Never started: it dies without running and the error goes to its parent.
+    g->state_ = greenlet_impl::state::dead;
+    greenlet_impl* up = g->live_ancestor();
+    if (up == self) {
+      try {
+        std::rethrow_exception(error);
+      } catch (const greenlet_exit&) {
+        return {};
+      }
+    }
+    return switch_with(up, {}, std::move(error));
+  }
+  g->inbox_ = std::move(value);
+  g->inbox_error_ = std::move(error);
+  do_switch(t, self, g);
+  if (self->pending_) {  // killed while it was switched away
+    self->inbox_.reset();
+    self->inbox_error_ = nullptr;
+    std::rethrow_exception(std::exchange(self->pending_, nullptr));
+  }
+  if (self->inbox_error_) std::rethrow_exception(std::exchange(self->inbox_error_, nullptr));
+  return std::exchange(self->inbox_, {});
+}
+
+void resume(greenlet_impl* g) {
+  thread_state& t = *tls;
+  do_switch(t, t.current, g);
+}
+
+}  // namespace moss::detail
+
+namespace moss {
+
+using detail::greenlet_impl;
+
+greenlet::greenlet(function fn, const greenlet& parent) : impl_(new detail::raw_greenlet(std::move(fn))) {
+  impl_->owner_ = &detail::this_thread();
+  impl_->ref();
+  ++impl_->handles_;
+  try {
+    detail::set_parent(impl_, parent.impl_);
+  } catch (...) {
+    --impl_->handles_;
+    impl_->unref();
+    throw;
+  }
+}
+
+greenlet::greenlet(greenlet_impl* impl) noexcept : impl_(impl) {
+  impl_->ref();
+  ++impl_->handles_;
+}
+
+greenlet::greenlet(const greenlet& other) noexcept : greenlet(other.impl_) {}
+
+greenlet& greenlet::operator=(const greenlet& other) noexcept {
+  greenlet copy(other);
+  std::swap(impl_, copy.impl_);
+  return *this;
+}
+
+greenlet::~greenlet() {
+  if (--impl_->handles_ == 0) impl_->on_last_handle();
+  impl_->unref();
+}
+
+std::any greenlet::switch_to(std::any value) { return detail::switch_with(impl_, std::move(value), nullptr); }
+
+std::any greenlet::throw_in(std::exception_ptr e) {
+  if (!e) throw moss::error("moss: throw_in needs an exception");
+  return detail::switch_with(impl_, {}, std::move(e));
+}
+
+greenlet greenlet::parent() const {
+  if (impl_->parent_ == nullptr) throw moss::error("moss: greenlet \"" + impl_->name() + "\" has no parent");
+  return greenlet(impl_->parent_);
+}
+
+void greenlet::set_parent(const greenlet& p) {
+  if (impl_->role_ != greenlet_impl::role::raw) throw moss::error("moss: only raw greenlets can change parent");
+  detail::set_parent(impl_, p.impl_);
+}
+
+bool greenlet::started() const noexcept { return impl_->state_ != greenlet_impl::state::fresh; }
+bool greenlet::dead() const noexcept { return impl_->state_ == greenlet_impl::state::dead; }
+const std::string& greenlet::name() const { return impl_->name(); }
+void greenlet::set_name(std::string_view name) { impl_->name_ = name; }
+
+greenlet current() { return greenlet(detail::this_thread().current); }
+
+}  // namespace moss

@@ -1,0 +1,31 @@
+// greenlet.hpp (internal): per-thread greenlet state shared with the hub.
+#pragma once
+
+#include <moss/detail/greenlet_impl.hpp>
+
+namespace moss::detail {
+
+class hub_core;
+
+// thread_state is what the greenlet layer keeps per OS thread.
+struct thread_state {
+  greenlet_impl* current = nullptr;  // running greenlet (never null once set)
+  greenlet_impl* root = nullptr;     // the thread's own stack ("main")
+  greenlet_impl* dying = nullptr;    // finished; its stack is freed by the next to run
+  hub_core* hub = nullptr;           // owned by lib/hub.cpp
+  bool hub_destroyed = false;
+};
+
+// this_thread() returns the calling thread's state, creating it (and the root
+// greenlet) on first use. Throws moss::error during thread teardown.
+thread_state& this_thread();
+
+// this_thread_if_any() returns null before first use and after teardown.
+thread_state* this_thread_if_any() noexcept;
+
+// finish_greenlet() is called by a greenlet whose body has returned: control
+// goes to target (started if needed), delivering value/error, never to return.
+[[noreturn]] void finish_greenlet(greenlet_impl* self, greenlet_impl* target, std::any value,
+                                  std::exception_ptr error) noexcept;
+
+}  // namespace moss::detail

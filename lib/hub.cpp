@@ -1,0 +1,202 @@
+// hub.cpp: the per-thread loop.
+#include "hub.hpp"
+
+#include "stack.hpp"
+
+#include <moss/detail/waiter.hpp>
+#include <moss/error.hpp>
+
+#include <cstdio>
+#include <cstdlib>
+
+namespace moss::detail {
+
+class loop_greenlet final : public greenlet_impl {
+ public:
+  explicit loop_greenlet(hub_core& h) : greenlet_impl(role::hub), hub_(h) { name_ = "hub"; }
+  std::any run(std::any) override {
+    hub_.loop();
+    return {};
+  }
+
+ private:
+  hub_core& hub_;
+};
+
+namespace {
+
+// Declared after the thread state and the stack pool are first used, so it is
+// destroyed before them at thread exit.
+struct hub_holder {
+  hub_core* core = nullptr;
+  ~hub_holder() {
+    if (core == nullptr) return;
+    thread_state* t = this_thread_if_any();
+    if (t == nullptr) return;
+    t->hub_destroyed = true;
+    if (t->current != t->root) return;  // exiting from inside a greenlet: leave it all
+    core->shutdown();
+    t->hub = nullptr;
+    delete core;
+  }
+};
+thread_local hub_holder holder;
+
+}  // namespace
+
+hub_core::hub_core(thread_state& t) : thread_(t), facade_(*this) {
+  auto* g = new loop_greenlet(*this);
+  g->owner_ = &t;
+  g->ref();
+  set_parent(g, t.root);
+  g->stack_ = stack_allocate(0);
+  hub_g_ = g;
+}
+
+hub_core::~hub_core() { hub_g_->unref(); }
+
+hub_core* hub_core::current_if_any() noexcept {
+  thread_state* t = this_thread_if_any();
+  return t != nullptr ? t->hub : nullptr;
+}
+
+hub_core& hub_core::current() {
+  thread_state& t = this_thread();
+  if (t.hub != nullptr) [[likely]]
+    return *t.hub;
+  if (t.hub_destroyed)
+    throw moss::error("moss: this thread's hub was already destroyed (the thread is exiting); cannot spawn or wait");
+  auto* core = new hub_core(t);
+  t.hub = core;
+  holder.core = core;
+  return *core;
+}
+
+void hub_core::schedule(greenlet_impl* g) noexcept {
+  if (g->scheduled_) return;
+  g->scheduled_ = true;
+  if (g->in_ready_queue_) return;  // a stale entry is still linked: reuse it
+  g->in_ready_queue_ = true;
+  g->ref();
+  g->next_ready_ = nullptr;
+  if (ready_tail_ != nullptr) ready_tail_->next_ready_ = g;
+  else ready_head_ = g;
+  ready_tail_ = g;
+}
+
+greenlet_impl* hub_core::pop_ready() noexcept {
+  while (budget_ > 0 && ready_head_ != nullptr) {
+    greenlet_impl* g = ready_head_;
+    ready_head_ = g->next_ready_;
+    if (ready_head_ == nullptr) ready_tail_ = nullptr;
+    g->next_ready_ = nullptr;
+    g->in_ready_queue_ = false;
+    bool runnable = g->scheduled_ && g->state_ != greenlet_impl::state::dead;
+    g->scheduled_ = false;
+    g->unref();  // a runnable greenlet is still held by itself or its task list
+    if (runnable) {
+      --budget_;
+      return g;
+    }
+  }
+  return nullptr;
+}
+
+void hub_core::switch_out() {
+  greenlet_impl* self = thread_.current;
+  greenlet_impl* next = pop_ready();
+  if (next == self) return;
+  resume(next != nullptr ? next : hub_g_);
+}
+
+greenlet_impl* hub_core::exit_target() noexcept {
+  greenlet_impl* next = pop_ready();
+  return next != nullptr ? next : hub_g_;
+}
+
+void hub_core::track(greenlet_impl* g) noexcept {
+  g->ref();
+  g->hub_prev_ = nullptr;
+  g->hub_next_ = tasks_;
+  if (tasks_ != nullptr) tasks_->hub_prev_ = g;
+  tasks_ = g;
+  ++task_count_;
+}
+
+void hub_core::untrack(greenlet_impl* g) noexcept {
+  if (g->hub_prev_ != nullptr) g->hub_prev_->hub_next_ = g->hub_next_;
+  else if (tasks_ == g) tasks_ = g->hub_next_;
+  else return;  // not tracked
+  if (g->hub_next_ != nullptr) g->hub_next_->hub_prev_ = g->hub_prev_;
+  g->hub_prev_ = g->hub_next_ = nullptr;
+  --task_count_;
+  g->unref();
+}
+
+void hub_core::loop() {
+  while (!stopping_) {
+    budget_ = batch;
+    while (greenlet_impl* g = pop_ready()) {
+      resume(g);
+      if (stopping_) return;
+    }
+    poll_once();
+  }
+}
+
+void hub_core::on_event(void*, void* tag, std::uint32_t events) noexcept {
+  static_cast<fd_handler*>(tag)->ready(events);
+}
+
+void hub_core::poll_once() {
+  time_point now = clock::now();
+  timers.fire_expired(now);
+  std::chrono::nanoseconds timeout{0};
+  if (ready_head_ == nullptr) {
+    if (!timers.empty()) {
+      timeout = std::max(std::chrono::nanoseconds{0}, timers.next_deadline() - now);
+    } else if (keepalive > 0) {
+      timeout = std::chrono::nanoseconds{-1};
+    } else {
+      deliver_loop_exit();
+      return;
+    }
+  }
+  events.wait(timeout, &on_event, this);
+  timers.fire_expired(clock::now());
+}
+
+// Nothing is ready and nothing (timer, fd, other thread) can make anything
+// ready: every waiter would sleep forever. Like gevent, raise loop_exit in
+// the main greenlet if it waits, else in the most recent waiter.
+void hub_core::deliver_loop_exit() {
+  greenlet_impl* victim = nullptr;
+  if (thread_.root->parked_on_ != nullptr) victim = thread_.root;
+  else if (last_parked != nullptr && last_parked->parked_on_ != nullptr) victim = last_parked;
+  else
+    for (greenlet_impl* g = tasks_; g != nullptr && victim == nullptr; g = g->hub_next_)
+      if (g->parked_on_ != nullptr) victim = g;
+  if (victim == nullptr) {
+    std::fputs("moss: internal error: the hub has nothing to run and nobody waits\n", stderr);
+    std::abort();
+  }
+  interrupt(victim, std::make_exception_ptr(moss::loop_exit{}));
+}
+
+void hub_core::shutdown() {
+  if (reap_tasks != nullptr && tasks_ != nullptr) reap_tasks(*this);
+  if (hub_g_->state_ == greenlet_impl::state::active) {
+    stopping_ = true;
+    resume(hub_g_);  // the loop returns; the hub greenlet finishes back here
+  }
+}
+
+}  // namespace moss::detail
+
+namespace moss {
+
+hub& hub::current() { return detail::hub_core::current().facade(); }
+
+std::size_t hub::task_count() const noexcept { return core_.tracked_count(); }
+
+}  // namespace moss

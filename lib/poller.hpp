@@ -1,0 +1,43 @@
+// poller.hpp: the hub's readiness poller, a four-function contract:
+//
+//   add(fd, tag)        start watching fd, edge-triggered, for input, output
+//                       and hang-up; tag comes back with its events.
+//   remove(fd)          stop watching fd (before it is closed).
+//   wait(timeout, cb)   wait up to timeout (negative: forever) and call
+//                       cb(ctx, tag, events) for each ready fd.
+//   wake()              make a wait() in progress (or the next one) return
+//                       now; the only function safe from any thread.
+//
+// One implementation per platform, chosen by the build: poller_epoll.cpp.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+
+namespace moss::detail {
+
+class poller {
+ public:
+  using callback = void (*)(void* ctx, void* tag, std::uint32_t events);
+
+  poller();
+  ~poller();
+  poller(const poller&) = delete;
+  poller& operator=(const poller&) = delete;
+
+  int add(int fd, void* tag) noexcept;
+  int remove(int fd) noexcept;
+  int wait(std::chrono::nanoseconds timeout, callback cb, void* ctx) noexcept;
+  void wake() noexcept;
+
+  // The poller's own fds, for leak accounting and diagnostics.
+  int epoll_fd() const noexcept { return epfd_; }
+  int wake_fd() const noexcept { return wakefd_; }
+
+ private:
+  int epfd_ = -1;
+  int wakefd_ = -1;
+  bool have_pwait2_ = true;
+};
+
+}  // namespace moss::detail

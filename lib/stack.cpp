@@ -1,0 +1,267 @@
+// stack.cpp: mapping, guarding, pooling stacks; diagnosing overflows.
+#include "stack.hpp"
+
+#include "sys.hpp"
+
+#include <moss/error.hpp>
+#include <moss_config.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include <sys/mman.h>
+
+#if MOSS_HAVE_VALGRIND_H
+#include <valgrind/valgrind.h>
+#endif
+
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102
+#endif
+
+namespace moss::detail {
+namespace {
+
+constexpr std::size_t page_size = 4096;
+constexpr std::size_t guard_size = page_size;
+constexpr std::size_t min_stack = 16 * 1024;
+constexpr std::size_t max_stack = std::size_t{1} << 30;
+constexpr std::size_t pool_limit = 1024;  // pooled stacks per thread
+
+std::atomic<std::size_t> in_use{0};
+std::atomic<int> guard_kind{0};  // 0 unknown, 1 madvise, 2 mprotect
+std::atomic<overflow_describer> describer{nullptr};
+
+std::size_t round_up(std::size_t n) { return (n + page_size - 1) & ~(page_size - 1); }
+
+void unmap(stack_area& s) noexcept {
+#if MOSS_HAVE_VALGRIND_H
+  if (s.valgrind_id != 0) VALGRIND_STACK_DEREGISTER(s.valgrind_id);
+#endif
+  sys::munmap(s.mapping, s.mapping_size);
+}
+
+// Per-thread pool of default-size stacks; freed at thread exit.
+struct stack_pool {
+  std::vector<stack_area> free;
+  bool alive = true;  // stacks released after thread-exit teardown are unmapped
+  ~stack_pool() {
+    for (auto& s : free) unmap(s);
+    free.clear();
+    alive = false;
+  }
+};
+thread_local stack_pool pool;
+
+void install_guard(char* mapping) {
+  int kind = guard_kind.load(std::memory_order_relaxed);
+  if (kind != 2) {
+    if (sys::madvise(mapping, guard_size, MADV_GUARD_INSTALL) == 0) {
+      guard_kind.store(1, std::memory_order_relaxed);
+      return;
+    }
+    if (errno != EINVAL) throw std::system_error(errno, std::generic_category(), "moss: madvise(MADV_GUARD_INSTALL)");
+    guard_kind.store(2, std::memory_order_relaxed);
+  }
+  if (sys::mprotect(mapping, guard_size, PROT_NONE) != 0)
+    throw std::system_error(errno, std::generic_category(), "moss: mprotect(guard page)");
+}
+
+// --- overflow diagnosis --------------------------------------------------
+
+struct sigaction previous_segv;
+std::atomic<bool> handler_installed{false};
+
+void append(char*& p, char* end, const char* s) {
+  while (*s != '\0' && p < end) *p++ = *s++;
+}
+
+void append_number(char*& p, char* end, std::size_t n) {
+  char digits[24];
+  int i = 0;
+  do {
+    digits[i++] = static_cast<char>('0' + n % 10);
+    n /= 10;
+  } while (n != 0);
+  while (i > 0 && p < end) *p++ = digits[--i];
+}
+
+void on_segv(int sig, siginfo_t* info, void* uctx) {
+  overflow_describer d = describer.load(std::memory_order_relaxed);
+  std::size_t size = 0;
+  const char* name = d != nullptr ? d(info->si_addr, &size) : nullptr;
+  if (name != nullptr) {
+    char msg[512];
+    char* p = msg;
+    char* end = msg + sizeof msg - 1;
+    append(p, end, "moss: stack overflow in greenlet \"");
+    append(p, end, name);
+    append(p, end, "\" (");
+    append_number(p, end, size / 1024);
+    append(p, end, " KiB stack); raise MOSS_STACK_SIZE or spawn with a larger stack_size\n");
+    sys::write_stderr(msg, static_cast<std::size_t>(p - msg));
+    signal(SIGABRT, SIG_DFL);
+    abort();
+  }
+  // Not ours: behave as if we had never been here.
+  if ((previous_segv.sa_flags & SA_SIGINFO) != 0 && previous_segv.sa_sigaction != nullptr) {
+    previous_segv.sa_sigaction(sig, info, uctx);
+    return;
+  }
+  if (previous_segv.sa_handler != SIG_DFL && previous_segv.sa_handler != SIG_IGN) {
+    previous_segv.sa_handler(sig);
+    return;
+  }
+  // Default action: reinstall it and return; the faulting instruction runs
+  // again and the kernel delivers the default SIGSEGV (core dump).
+  signal(SIGSEGV, SIG_DFL);
+}
+
+void install_handler() {
+  if (handler_installed.exchange(true)) return;
+  struct sigaction sa {};
+  sa.sa_sigaction = &on_segv;
+  sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGSEGV, &sa, &previous_segv);
+}
+
+// The handler needs a stack of its own: the faulting one is exhausted.
+// sigaltstack is per thread; installed on each thread that makes stacks.
+struct alt_stack {
+  void* mem = nullptr;
+  std::size_t size = 64 * 1024;
+  alt_stack() {
+    ::stack_t current{};
+    if (sigaltstack(nullptr, &current) == 0 && (current.ss_flags & SS_DISABLE) == 0) return;  // keep the user's
+    mem = sys::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED) {
+      mem = nullptr;
+      return;
+    }
+    ::stack_t ss{};
+    ss.ss_sp = mem;
+    ss.ss_size = size;
+    sigaltstack(&ss, nullptr);
+  }
+  ~alt_stack() {
+    if (mem == nullptr) return;
+    ::stack_t ss{};
+    ss.ss_flags = SS_DISABLE;
+    sigaltstack(&ss, nullptr);
+    sys::munmap(mem, size);
+  }
+};
+
+void ensure_overflow_diagnosis() {
+  static thread_local alt_stack alt;
+  (void)alt;
+  install_handler();
+}
+
+}  // namespace
+
+std::size_t parse_stack_size(const char* text) {
+  auto fail = [&](const char* why) -> std::size_t {
+    throw moss::error(std::string("moss: bad MOSS_STACK_SIZE \"") + text + "\": " + why +
+                      "; accepted: a byte count or a number with K, KiB, M or MiB (e.g. 262144, 256K, 1M), "
+                      "from 16K to 1G");
+  };
+  const char* p = text;
+  if (!std::isdigit(static_cast<unsigned char>(*p))) return fail("not a number");
+  std::size_t n = 0;
+  for (; std::isdigit(static_cast<unsigned char>(*p)); ++p) {
+    if (n > max_stack) return fail("too large");
+    n = n * 10 + static_cast<std::size_t>(*p - '0');
+  }
+  std::string unit(p);
+  for (auto& c : unit) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  std::size_t mult = 0;
+  if (unit.empty() || unit == "b") mult = 1;
+  else if (unit == "k" || unit == "kb" || unit == "kib") mult = 1024;
+  else if (unit == "m" || unit == "mb" || unit == "mib") mult = 1024 * 1024;
+  else if (unit == "g" || unit == "gb" || unit == "gib") mult = 1024 * 1024 * 1024;
+  else return fail("unknown unit");
+  if (n > max_stack / mult) return fail("too large");
+  n *= mult;
+  if (n < min_stack) return fail("too small");
+  if (n > max_stack) return fail("too large");
+  return round_up(n);
+}
+
+std::size_t default_stack_size() {
+  static const std::size_t size = [] {
+    const char* env = std::getenv("MOSS_STACK_SIZE");
+    return env != nullptr && *env != '\0' ? parse_stack_size(env) : std::size_t{256 * 1024};
+  }();
+  return size;
+}
+
+stack_area stack_allocate(std::size_t size) {
+  std::size_t def = default_stack_size();
+  size = size == 0 ? def : round_up(std::clamp(size, min_stack, max_stack));
+  if (size == def && !pool.free.empty()) {
+    stack_area s = pool.free.back();
+    pool.free.pop_back();
+    in_use.fetch_add(1, std::memory_order_relaxed);
+    return s;
+  }
+  ensure_overflow_diagnosis();
+  std::size_t total = size + guard_size;
+  void* m = sys::mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (m == MAP_FAILED) throw std::system_error(errno, std::generic_category(), "moss: mmap of a greenlet stack");
+  stack_area s;
+  s.mapping = static_cast<char*>(m);
+  s.mapping_size = total;
+  s.lo = s.mapping + guard_size;
+  s.size = size;
+  try {
+    install_guard(s.mapping);
+  } catch (...) {
+    sys::munmap(m, total);
+    throw;
+  }
+#if MOSS_HAVE_VALGRIND_H
+  // Valgrind must know the region is a stack, or every switch looks like a
+  // wild stack-pointer jump.
+  if (RUNNING_ON_VALGRIND) s.valgrind_id = VALGRIND_STACK_REGISTER(s.lo, s.lo + s.size);
+#endif
+  in_use.fetch_add(1, std::memory_order_relaxed);
+  return s;
+}
+
+void stack_release(stack_area& s) noexcept {
+  if (s.mapping == nullptr) return;
+  in_use.fetch_sub(1, std::memory_order_relaxed);
+  if (pool.alive && s.size == default_stack_size() && pool.free.size() < pool_limit) {
+    try {
+      pool.free.push_back(s);
+      s = stack_area{};
+      return;
+    } catch (...) {
+    }
+  }
+  unmap(s);
+  s = stack_area{};
+}
+
+std::size_t stacks_in_use() noexcept { return in_use.load(std::memory_order_relaxed); }
+
+const char* guard_mode() noexcept {
+  switch (guard_kind.load(std::memory_order_relaxed)) {
+    case 1: return "madvise";
+    case 2: return "mprotect";
+    default: return "unknown";
+  }
+}
+
+void set_overflow_describer(overflow_describer d) noexcept { describer.store(d, std::memory_order_relaxed); }
+
+}  // namespace moss::detail
