@@ -181,7 +181,7 @@ thread_state* this_thread_if_any() noexcept { return tls; }
 thread_state& this_thread() {
   if (tls != nullptr) [[likely]]
     return *tls;
-  if (tls_torn_down) throw moss::error("moss: this thread is exiting; greenlets can no longer run on it");
+  if (tls_torn_down) throw moss::error("moss: this thread is exiting and its hub was already destroyed; cannot spawn, switch or wait");
   auto* t = new thread_state;
   tls = t;
   holder.ts = t;
