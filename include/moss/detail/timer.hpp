@@ -12,14 +12,15 @@ using clock = std::chrono::steady_clock;
 using time_point = clock::time_point;
 inline constexpr time_point no_deadline = time_point::max();
 
-// deadline_after() turns a relative timeout into a deadline, saturating.
+// deadline_after() turns a relative timeout into a deadline, rounding up and
+// saturating at no_deadline (a timeout of centuries must not overflow).
 template <class Rep, class Period>
 time_point deadline_after(std::chrono::duration<Rep, Period> d) noexcept {
   auto now = clock::now();
   if (d <= d.zero()) return now;
-  auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(d);
-  if (ns.count() <= 0 || ns > no_deadline - now) return no_deadline;  // overflowed or too far
-  return now + ns;
+  if (std::chrono::duration<double>(d).count() >= std::chrono::duration<double>(no_deadline - now).count() * 0.99)
+    return no_deadline;
+  return now + std::chrono::ceil<std::chrono::nanoseconds>(d);
 }
 
 class timer {
