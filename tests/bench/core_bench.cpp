@@ -1,0 +1,138 @@
+// core_bench.cpp: the costs of the core, each next to what it competes with,
+// in one program so that both sides see the same machine at the same time:
+//
+//   switch_round_trip   moss::greenlet::switch_to there and back, against a
+//                       bare Boost.Context fcontext jump there and back
+//   yield_round_trip    two spawned tasks each calling moss::yield(); one
+//                       iteration is both of them yielding once
+//   spawn_join          moss::spawn([]{}).join() with a pooled stack, against
+//                       Boost.Fiber's fiber f([]{}); f.join(); (its default
+//                       stack, and its pooled stack allocator)
+//
+// After Google Benchmark's table, a "summary:" line per comparison gives the
+// fastest repetition of each side, the ratio and the target
+// (see bench_summary.hpp).
+#include "bench_summary.hpp"
+
+#include <moss/greenlet.hpp>
+#include <moss/task.hpp>
+#include <moss/time.hpp>
+
+#include <boost/context/detail/fcontext.hpp>
+#include <boost/context/pooled_fixedsize_stack.hpp>
+#include <boost/fiber/all.hpp>
+
+#include <benchmark/benchmark.h>
+
+#include <cstdio>
+#include <memory>
+
+namespace {
+
+namespace bc = boost::context::detail;
+
+// --- 1. switch_to round trip --------------------------------------------
+
+void switch_round_trip_moss(benchmark::State& state) {
+  moss::greenlet main = moss::current();
+  bool stop = false;
+  moss::greenlet echo([&] {
+    while (!stop) main.switch_to();
+  });
+  echo.switch_to();  // start it; it switches straight back
+  for (auto _ : state) echo.switch_to();
+  stop = true;
+  echo.switch_to();  // it returns, and control comes back here
+  if (!echo.dead()) state.SkipWithError("the echo greenlet did not finish");
+}
+
+// The whole of the echo side of a bare fcontext round trip: jump back to
+// whoever jumped here, forever.
+void echo_fcontext(bc::transfer_t t) {
+  for (;;) t = bc::jump_fcontext(t.fctx, nullptr);
+}
+
+void switch_round_trip_raw_fcontext(benchmark::State& state) {
+  constexpr std::size_t size = 64 * 1024;
+  auto stack = std::make_unique<char[]>(size);
+  bc::fcontext_t echo = bc::make_fcontext(stack.get() + size, size, &echo_fcontext);
+  echo = bc::jump_fcontext(echo, nullptr).fctx;  // start it; it jumps straight back
+  for (auto _ : state) echo = bc::jump_fcontext(echo, nullptr).fctx;
+  // The echo context is abandoned mid-loop: nothing on its stack needs
+  // destroying, so freeing the stack is all the clean-up it takes.
+}
+
+// --- 2. hub yield round trip ----------------------------------------------
+
+void yield_round_trip_moss(benchmark::State& state) {
+  moss::run([&] {
+    bool stop = false;
+    auto timed = moss::spawn([&] {
+      for (auto _ : state) moss::yield();
+      stop = true;
+    });
+    auto partner = moss::spawn([&] {
+      while (!stop) moss::yield();
+    });
+    timed.join();
+    partner.join();
+  });
+}
+
+// --- 3. spawn + run + join --------------------------------------------------
+
+void spawn_join_moss(benchmark::State& state) {
+  moss::run([&] {
+    moss::spawn([] {}).join();  // warm the stack pool and the hub
+    for (auto _ : state) moss::spawn([] {}).join();
+  });
+}
+
+void spawn_join_boost_fiber(benchmark::State& state) {
+  for (auto _ : state) {
+    boost::fibers::fiber f([] {});
+    f.join();
+  }
+}
+
+void spawn_join_boost_fiber_pooled(benchmark::State& state) {
+  boost::context::pooled_fixedsize_stack pool;
+  for (auto _ : state) {
+    boost::fibers::fiber f(std::allocator_arg, pool, [] {});
+    f.join();
+  }
+}
+
+void add(const char* name, void (*fn)(benchmark::State&)) {
+  benchmark::RegisterBenchmark(name, fn)
+      ->Unit(benchmark::kNanosecond)
+      ->ComputeStatistics("min", &moss_bench::min_statistic);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  add("switch_round_trip/moss", &switch_round_trip_moss);
+  add("switch_round_trip/raw_fcontext", &switch_round_trip_raw_fcontext);
+  add("yield_round_trip/moss", &yield_round_trip_moss);
+  add("spawn_join/moss", &spawn_join_moss);
+  add("spawn_join/boost_fiber", &spawn_join_boost_fiber);
+  add("spawn_join/boost_fiber_pooled", &spawn_join_boost_fiber_pooled);
+
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  moss_bench::collecting_reporter reporter;
+  benchmark::RunSpecifiedBenchmarks(&reporter);
+  benchmark::Shutdown();
+
+  std::printf("\nsummary: fastest repetition, CPU time per iteration\n");
+  moss_bench::print_ratio(reporter, "switch_to round trip:", "switch_round_trip/moss",
+                          "switch_round_trip/raw_fcontext", 1.5);
+  moss_bench::print_absolute(reporter, "yield round trip:", "yield_round_trip/moss", 40);
+  moss_bench::print_absolute(reporter, "spawn+join, pooled stack:", "spawn_join/moss", 100);
+  moss_bench::print_ratio(reporter, "spawn+join vs Boost.Fiber:", "spawn_join/moss", "spawn_join/boost_fiber", 0);
+  moss_bench::print_ratio(reporter, "spawn+join vs pooled Fiber:", "spawn_join/moss", "spawn_join/boost_fiber_pooled",
+                          0);
+  for (const auto& e : reporter.errors()) std::printf("error: %s\n", e.c_str());
+  return reporter.errors().empty() ? 0 : 1;
+}
