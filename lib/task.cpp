@@ -1,10 +1,13 @@
-// task.cpp: spawning, joining and killing tasks.
+// task.cpp: spawning, joining and killing tasks, done callbacks and hooks.
 #include <moss/task.hpp>
 
 #include "hub.hpp"
 #include "stack.hpp"
 
+#include <cxxabi.h>
+
 #include <cstdio>
+#include <cstdlib>
 #include <typeinfo>
 
 namespace moss::detail {
@@ -21,7 +24,66 @@ void report_failure(const task_base& t, std::exception_ptr e) noexcept {
   }
 }
 
+void report_callback_failure(const task_base& t) noexcept {
+  try {
+    throw;
+  } catch (const std::exception& x) {
+    std::fprintf(stderr, "moss: a done callback of task \"%s\" failed: %s\n", t.name().c_str(), x.what());
+  } catch (...) {
+    std::fprintf(stderr, "moss: a done callback of task \"%s\" failed with a non-standard exception\n",
+                 t.name().c_str());
+  }
+}
+
+// Runs a callback added after its task finished, in a task of its own.
+struct late_callback {
+  std::unique_ptr<done_callback> cb;
+  task_base* t;
+  late_callback(std::unique_ptr<done_callback> c, task_base* task) noexcept : cb(std::move(c)), t(task) { t->ref(); }
+  late_callback(late_callback&& o) noexcept : cb(std::move(o.cb)), t(std::exchange(o.t, nullptr)) {}
+  late_callback(const late_callback&) = delete;
+  late_callback& operator=(const late_callback&) = delete;
+  late_callback& operator=(late_callback&&) = delete;
+  ~late_callback() {
+    if (t != nullptr) t->unref();
+  }
+  void operator()() { cb->call(*t); }
+};
+
 }  // namespace
+
+std::string demangle(const std::type_info& type) {
+  int status = 0;
+  char* s = abi::__cxa_demangle(type.name(), nullptr, nullptr, &status);
+  if (s == nullptr) return type.name();
+  std::string r(s);
+  std::free(s);
+  return r;
+}
+
+void check_may_block(const char* op) {
+  thread_state* t = this_thread_if_any();
+  if (t != nullptr && t->current != nullptr && t->current->role_ == greenlet_impl::role::hub)
+    throw moss::error(std::string(op) + ": a blocking call was made on the hub greenlet; code run by the hub must not wait");
+}
+
+void done_hook::attach(task_base& t) noexcept {
+  detach();
+  task_ = &t;
+  prev_ = nullptr;
+  next_ = t.hooks_;
+  if (t.hooks_ != nullptr) t.hooks_->prev_ = this;
+  t.hooks_ = this;
+}
+
+void done_hook::detach() noexcept {
+  if (task_ == nullptr) return;
+  if (prev_ != nullptr) prev_->next_ = next_;
+  else task_->hooks_ = next_;
+  if (next_ != nullptr) next_->prev_ = prev_;
+  task_ = nullptr;
+  prev_ = next_ = nullptr;
+}
 
 void reap_all(hub_core& h) {
   // Kill from the newest: each kill waits, so tasks unwind one at a time.
@@ -32,7 +94,7 @@ void reap_all(hub_core& h) {
       t->kill(true);
     } catch (...) {
     }
-    if (!t->done()) {
+    if (!t->finished()) {
       // It refused to die (swallowed greenlet_exit and waits forever):
       // stop tracking it rather than loop.
       h.untrack(t);
@@ -68,6 +130,9 @@ void task_base::start_timer::fire() noexcept { task->hub_->schedule(task); }
 
 std::any task_base::run(std::any) {
   try {
+    // An exception delivered before the task started (a kill of a task with
+    // callbacks) is raised instead of running the function.
+    if (pending_) std::rethrow_exception(std::exchange(pending_, nullptr));
     invoke();
   } catch (const greenlet_exit&) {
     killed_ = true;
@@ -76,17 +141,60 @@ std::any task_base::run(std::any) {
     error_ = std::current_exception();
     report_failure(*this, error_);
   }
+  done_ = true;
+  run_callbacks();
   complete();
   return {};
+}
+
+void task_base::run_callbacks() noexcept {
+  if (callbacks_.empty()) return;
+  pending_ = nullptr;  // a kill that arrived while the task ended has been honoured
+  in_callbacks_ = true;
+  // Index loop: a callback may add callbacks, which run in this same pass.
+  for (std::size_t i = 0; i < callbacks_.size(); ++i) {
+    std::unique_ptr<done_callback> cb = std::move(callbacks_[i]);
+    try {
+      cb->call(*this);
+    } catch (const greenlet_exit&) {
+      break;  // killed while a callback blocked: finish now
+    } catch (...) {
+      report_callback_failure(*this);
+    }
+  }
+  callbacks_.clear();
+  in_callbacks_ = false;
+  pending_ = nullptr;
+}
+
+void task_base::add_callback(std::unique_ptr<done_callback> cb) {
+  check_owner("add a done callback to");
+  if (!finished_) {
+    callbacks_.push_back(std::move(cb));
+    return;
+  }
+  spawn_options o;
+  o.name = "done callback of " + name();
+  detail::spawn_at(o, time_point::min(), late_callback(std::move(cb), this));
 }
 
 greenlet_impl* task_base::exit_target() noexcept { return hub_->exit_target(); }
 
 void task_base::complete() noexcept {
   done_ = true;
+  finished_ = true;
   pending_ = nullptr;
   joiners_.wake_all();
+  while (done_hook* h = hooks_) {
+    h->detach();
+    h->task_done(*this);
+  }
   hub_->untrack(this);  // the self-reference (or the caller's) keeps us alive
+}
+
+void task_base::check_owner(const char* op) const {
+  if (owner_ != this_thread_if_any())
+    throw moss::error("moss: cannot " + std::string(op) + " task \"" + name() + "\": it belongs to another thread's hub");
 }
 
 void task_base::rethrow_if_failed() const {
@@ -96,18 +204,38 @@ void task_base::rethrow_if_failed() const {
 void task_base::join() { join_until(no_deadline); }
 
 bool task_base::join_until(time_point deadline) {
-  if (done_) return true;
+  if (finished_) return true;
   if (is_current()) throw moss::error("moss: task \"" + name() + "\" cannot join itself");
   if (owner_ != this_thread_if_any())
     throw moss::error("moss: task \"" + name() + "\" belongs to another thread's hub; use spawn_threadsafe to wait across threads");
+  // Rebuilt only while nobody points at it (format_run_info reads it).
+  if (joiners_.empty()) join_label_ = "join " + name();
   waiter w;
+  w.set_what(join_label_.c_str());
   joiners_.push_back(w);
-  return w.wait(deadline) || done_;
+  return w.wait(deadline) || finished_;
 }
 
 void task_base::kill(bool block) {
-  if (done_) return;
+  if (finished_) return;
   if (owner_ != this_thread_if_any()) throw moss::error("moss: task \"" + name() + "\" belongs to another thread's hub");
+  if (done_) {
+    // Only its done callbacks are left. From one of them, killing the task
+    // is killing a finished task: nothing to do.
+    if (is_current()) return;
+    interrupt(this, std::make_exception_ptr(greenlet_exit{}));
+    if (block) join();
+    return;
+  }
+  if (state_ == state::fresh && !callbacks_.empty()) {
+    // Its callbacks must run on its own greenlet: start it, and it raises
+    // greenlet_exit before calling the function.
+    if (start_.armed()) hub_->timers.remove(start_);
+    pending_ = std::make_exception_ptr(greenlet_exit{});
+    hub_->schedule(this);
+    if (block) join();
+    return;
+  }
   if (state_ == state::fresh) {
     // Never ran: no stack to unwind.
     ref();
@@ -124,6 +252,24 @@ void task_base::kill(bool block) {
   interrupt(this, std::make_exception_ptr(greenlet_exit{}));
   if (block) join();
 }
+
+}  // namespace moss::detail
+
+namespace moss {
+
+std::vector<task_ref> all_tasks() {
+  std::vector<task_ref> r;
+  detail::hub_core* h = detail::hub_core::current_if_any();
+  if (h == nullptr) return r;
+  r.reserve(h->tracked_count());
+  for (detail::greenlet_impl* g = h->tracked(); g != nullptr; g = g->hub_next_)
+    r.emplace_back(static_cast<detail::task_base*>(g));
+  return r;
+}
+
+}  // namespace moss
+
+namespace moss::detail {
 
 run_scope::run_scope() {
   thread_state& t = this_thread();

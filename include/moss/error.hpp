@@ -21,6 +21,21 @@ class loop_exit : public error {
   using error::error;
 };
 
+class timeout;
+
+// timeout_error is raised by a moss::timeout whose deadline passed while its
+// greenlet was blocked, and by with_timeout() and as_completed(). source()
+// is the moss::timeout that raised it (null for the others), so code inside
+// nested timeouts can tell whose it is: `if (e.source() == &t)`.
+class timeout_error : public error {
+ public:
+  explicit timeout_error(const std::string& what, const timeout* source = nullptr) : error(what), source_(source) {}
+  const timeout* source() const noexcept { return source_; }
+
+ private:
+  const timeout* source_;
+};
+
 // greenlet_exit is raised inside a greenlet that is being killed, so that its
 // stack unwinds and destructors run. It deliberately does not derive from
 // std::exception: `catch (const std::exception&)` in user code must not swallow

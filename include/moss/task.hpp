@@ -13,74 +13,149 @@
 #include <moss/error.hpp>
 
 #include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 namespace moss {
 
-template <class R>
-class task {
+// task_ref is a handle to a task of any result type: what all_tasks(),
+// killall() and the composition functions deal in. Every task<R> is a
+// task_ref; slicing one to a task_ref keeps the task, drops the type.
+class task_ref {
  public:
-  using value_type = R;
-
-  task() noexcept = default;
-  task(const task& o) noexcept : s_(o.s_) {
+  task_ref() noexcept = default;
+  task_ref(const task_ref& o) noexcept : s_(o.s_) {
     if (s_ != nullptr) s_->ref();
   }
-  task(task&& o) noexcept : s_(std::exchange(o.s_, nullptr)) {}
-  task& operator=(task o) noexcept {
+  task_ref(task_ref&& o) noexcept : s_(std::exchange(o.s_, nullptr)) {}
+  task_ref& operator=(task_ref o) noexcept {
     std::swap(s_, o.s_);
     return *this;
   }
-  ~task() {
+  ~task_ref() {
     if (s_ != nullptr) s_->unref();
   }
+  // For the library's layers: adopt a task (takes a reference).
+  explicit task_ref(detail::task_base* s) noexcept : s_(s) {
+    if (s_ != nullptr) s_->ref();
+  }
 
-  // join() waits until the task has finished (successfully or not).
-  void join() const { state().join(); }
+  // join() waits until the task has finished (successfully or not) and its
+  // done callbacks have run.
+  void join() const { base().join(); }
   // join(timeout) waits at most timeout; true if the task finished.
   template <class Rep, class Period>
   bool join(std::chrono::duration<Rep, Period> timeout) const {
-    return state().join_until(detail::deadline_after(timeout));
-  }
-  // get() waits, then returns the value or rethrows the task's exception
-  // (moss::greenlet_exit if it was killed).
-  std::add_lvalue_reference_t<R> get() const {
-    auto& s = state();
-    s.join();
-    s.rethrow_if_failed();
-    if constexpr (!std::is_void_v<R>) return *s.result_;
+    return base().join_until(detail::deadline_after(timeout));
   }
   // kill() raises moss::greenlet_exit in the task at its next resume so its
   // stack unwinds, and by default waits until it has finished. A task that
   // has not started yet just dies. Killing a finished task does nothing.
-  void kill(bool block = true) const { state().kill(block); }
+  void kill(bool block = true) const { base().kill(block); }
+  // cancel() asks the task to stop and returns at once (asyncio's
+  // Task.cancel; the same as kill(false)).
+  void cancel() const { base().kill(false); }
 
+  // ready() is true once the task's result (or exception) is available.
   bool ready() const noexcept { return s_ != nullptr && s_->done(); }
   bool successful() const noexcept { return s_ != nullptr && s_->successful(); }
   bool killed() const noexcept { return s_ != nullptr && s_->killed(); }
+  // cancelled() is true once the task has ended because it was killed.
+  bool cancelled() const noexcept { return killed(); }
   // exception() is what the task raised (null while running or on success).
   std::exception_ptr exception() const noexcept { return s_ != nullptr ? s_->error() : nullptr; }
 
-  const std::string& name() const { return state().name(); }
-  void set_name(std::string_view name) const { state().name_ = name; }
+  const std::string& name() const { return base().name(); }
+  void set_name(std::string_view name) const { base().name_ = name; }
+  // id() is unique among the process's greenlets.
+  std::uint64_t id() const { return base().id_; }
 
   explicit operator bool() const noexcept { return s_ != nullptr; }
-  friend bool operator==(const task& a, const task& b) noexcept { return a.s_ == b.s_; }
+  friend bool operator==(const task_ref& a, const task_ref& b) noexcept { return a.s_ == b.s_; }
 
-  // For the library's layers: adopt a state (takes a reference).
-  explicit task(detail::task_state<R>* s) noexcept : s_(s) { s_->ref(); }
-  detail::task_state<R>* state_ptr() const noexcept { return s_; }
+  detail::task_base* base_ptr() const noexcept { return s_; }
 
- private:
-  detail::task_state<R>& state() const {
+ protected:
+  detail::task_base& base() const {
     if (s_ == nullptr) throw moss::error("moss: empty task handle");
     return *s_;
   }
-  detail::task_state<R>* s_ = nullptr;
+  detail::task_base* s_ = nullptr;
 };
+
+template <class R>
+class task : public task_ref {
+ public:
+  using value_type = R;
+
+  task() noexcept = default;
+  // For the library's layers: adopt a state (takes a reference).
+  explicit task(detail::task_state<R>* s) noexcept : task_ref(s) {}
+
+  // get() waits, then returns the value or rethrows the task's exception
+  // (moss::greenlet_exit if it was killed). Inside the task's own done
+  // callbacks it returns at once.
+  std::add_lvalue_reference_t<R> get() const {
+    auto& s = state();
+    if (!s.done()) s.join();
+    s.rethrow_if_failed();
+    if constexpr (!std::is_void_v<R>) return *s.result_;
+  }
+
+  // add_done_callback() arranges for cb(task) to run once the task is done
+  // (asyncio's add_done_callback). Callbacks run in the order added, on the
+  // task's own greenlet after its function has returned and before join()
+  // and wait() see it finish, so they may block. A callback added after the
+  // task finished runs soon in a task of its own, never inside this call.
+  // An exception from a callback is printed and does not stop the others;
+  // killing the task while a callback blocks drops the callbacks not yet run.
+  template <class F>
+    requires std::is_invocable_v<F&, const task&>
+  void add_done_callback(F&& cb) const {
+    state().add_callback(std::make_unique<callback<std::decay_t<F>, when::always>>(std::forward<F>(cb)));
+  }
+  // link_value() is add_done_callback() for a task that succeeded: cb runs
+  // only if successful() (gevent's link_value).
+  template <class F>
+    requires std::is_invocable_v<F&, const task&>
+  void link_value(F&& cb) const {
+    state().add_callback(std::make_unique<callback<std::decay_t<F>, when::succeeded>>(std::forward<F>(cb)));
+  }
+  // link_exception() runs cb only if the task failed or was killed.
+  template <class F>
+    requires std::is_invocable_v<F&, const task&>
+  void link_exception(F&& cb) const {
+    state().add_callback(std::make_unique<callback<std::decay_t<F>, when::failed>>(std::forward<F>(cb)));
+  }
+
+  detail::task_state<R>* state_ptr() const noexcept { return static_cast<detail::task_state<R>*>(s_); }
+
+ private:
+  enum class when { always, succeeded, failed };
+  template <class F, when W>
+  struct callback final : detail::done_callback {
+    template <class G>
+    explicit callback(G&& g) : f(std::forward<G>(g)) {}
+    void call(detail::task_base& t) override {
+      if ((W == when::succeeded && !t.successful()) || (W == when::failed && t.successful())) return;
+      const task self(static_cast<detail::task_state<R>*>(&t));
+      std::invoke(f, self);
+    }
+    F f;
+  };
+
+  detail::task_state<R>& state() const { return static_cast<detail::task_state<R>&>(base()); }
+};
+
+// all_tasks() returns every task of this thread's hub that has not finished
+// (asyncio.all_tasks), newest first.
+std::vector<task_ref> all_tasks();
 
 namespace detail {
 

@@ -2,6 +2,10 @@
 // greenlet whose parent is the hub; its body, arguments and result live in
 // the same allocation (task_fn below), so spawning allocates once plus a
 // pooled stack.
+//
+// A task ends in three steps: its result is stored (done(): ready() and
+// get() work), its done callbacks run on its own greenlet, then it is
+// finished(): joiners and done_hooks are woken and the hub forgets it.
 #pragma once
 
 #include <moss/detail/greenlet_impl.hpp>
@@ -11,11 +15,14 @@
 #include <cstddef>
 #include <exception>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <tuple>
 #include <type_traits>
+#include <typeinfo>
 #include <utility>
+#include <vector>
 
 namespace moss {
 
@@ -28,6 +35,48 @@ struct spawn_options {
 namespace detail {
 
 class hub_core;
+class task_base;
+
+// done_hook: a non-owning completion notice for the composition layer (wait,
+// as_completed, group). task_done() runs when the task finishes, on the
+// finishing greenlet (or on the killer's, for a task killed before it
+// started), and must not block. The hook detaches itself when destroyed.
+class done_hook {
+ public:
+  done_hook() noexcept = default;
+  done_hook(const done_hook&) = delete;
+  done_hook& operator=(const done_hook&) = delete;
+
+  virtual void task_done(task_base& t) noexcept = 0;
+
+  // attach() links the hook to t, which must not be finished.
+  void attach(task_base& t) noexcept;
+  void detach() noexcept;
+  bool attached() const noexcept { return task_ != nullptr; }
+
+ protected:
+  ~done_hook() { detach(); }
+
+ private:
+  friend class task_base;
+  task_base* task_ = nullptr;
+  done_hook* prev_ = nullptr;
+  done_hook* next_ = nullptr;
+};
+
+// done_callback: a user callback owned by the task (add_done_callback).
+class done_callback {
+ public:
+  virtual ~done_callback() = default;
+  virtual void call(task_base& t) = 0;
+};
+
+// demangle() turns a type into a readable name ("main()::{lambda()#1}").
+std::string demangle(const std::type_info& type);
+
+// check_may_block() throws moss::error naming op when the caller is the hub
+// greenlet, before op has done anything it would have to undo.
+void check_may_block(const char* op);
 
 class task_base : public greenlet_impl {
  public:
@@ -36,14 +85,24 @@ class task_base : public greenlet_impl {
   std::any run(std::any) final;
   greenlet_impl* exit_target() noexcept final;
 
+  // join() waits until the task has finished (callbacks included).
   void join();
   bool join_until(time_point deadline);
   void kill(bool block);
+  // add_callback() runs cb on this task's greenlet when it is done, or soon
+  // in a task of its own when it has already finished.
+  void add_callback(std::unique_ptr<done_callback> cb);
+
   bool done() const noexcept { return done_; }
+  bool finished() const noexcept { return finished_; }
   bool successful() const noexcept { return done_ && !error_; }
   bool killed() const noexcept { return killed_; }
+  bool in_callbacks() const noexcept { return in_callbacks_; }
+  bool starts_later() const noexcept { return start_.armed(); }
   std::exception_ptr error() const noexcept { return error_; }
   void rethrow_if_failed() const;
+  // spawn_site() names the spawned function's type, for format_run_info().
+  virtual std::string spawn_site() const { return {}; }
 
   hub_core* hub_ = nullptr;
 
@@ -52,9 +111,12 @@ class task_base : public greenlet_impl {
   virtual void invoke() = 0;
 
  private:
+  friend class done_hook;
   friend void launch(task_base* t, const spawn_options& o, time_point start_at);
   friend void reap_all(hub_core& h);
+  void run_callbacks() noexcept;
   void complete() noexcept;
+  void check_owner(const char* op) const;
 
   struct start_timer final : timer {
     task_base* task = nullptr;
@@ -62,9 +124,14 @@ class task_base : public greenlet_impl {
   };
 
   bool done_ = false;
+  bool finished_ = false;
   bool killed_ = false;
+  bool in_callbacks_ = false;
   std::exception_ptr error_;
   waiter_list joiners_;
+  done_hook* hooks_ = nullptr;
+  std::vector<std::unique_ptr<done_callback>> callbacks_;
+  std::string join_label_;  // "join <name>", what joiners wait on
   start_timer start_;
 };
 
@@ -86,6 +153,8 @@ class task_fn final : public task_state<R> {
  public:
   template <class G, class... A>
   explicit task_fn(G&& f, A&&... args) : call_(std::in_place, std::forward<G>(f), std::forward<A>(args)...) {}
+
+  std::string spawn_site() const override { return demangle(typeid(F)); }
 
  protected:
   void invoke() override {

@@ -35,6 +35,11 @@ class waiter {
   bool woken() const noexcept { return woken_; }
   greenlet_impl* greenlet() const noexcept { return g_; }
 
+  // set_what() records what the greenlet waits on ("sleep", "join task-3"),
+  // for moss::format_run_info(). The text must outlive the wait.
+  void set_what(const char* what) noexcept { what_ = what; }
+  const char* what() const noexcept { return what_; }
+
  private:
   friend class waiter_list;
   struct deadline_timer final : timer {
@@ -50,6 +55,7 @@ class waiter {
   waiter_list* list_ = nullptr;
   waiter* prev_ = nullptr;
   waiter* next_ = nullptr;
+  const char* what_ = nullptr;
   deadline_timer timer_;
 };
 
