@@ -34,6 +34,7 @@ struct hub_holder {
     thread_state* t = this_thread_if_any();
     if (t == nullptr) return;
     t->hub_destroyed = true;
+    core->box().close();  // other threads' posts now fail instead of waiting forever
     if (t->current != t->root) return;  // exiting from inside a greenlet: leave it all
     core->shutdown();
     t->hub = nullptr;
@@ -44,7 +45,7 @@ thread_local hub_holder holder;
 
 }  // namespace
 
-hub_core::hub_core(thread_state& t) : thread_(t), facade_(*this) {
+hub_core::hub_core(thread_state& t) : thread_(t), box_(new inbox(*this)) {
   auto* g = new loop_greenlet(*this);
   g->owner_ = &t;
   g->ref();
@@ -53,7 +54,11 @@ hub_core::hub_core(thread_state& t) : thread_(t), facade_(*this) {
   hub_g_ = g;
 }
 
-hub_core::~hub_core() { hub_g_->unref(); }
+hub_core::~hub_core() {
+  box_->close();
+  box_->facade().core_ = nullptr;  // the inbox and facade live on, closed
+  hub_g_->unref();
+}
 
 hub_core* hub_core::current_if_any() noexcept {
   thread_state* t = this_thread_if_any();
@@ -151,6 +156,7 @@ void hub_core::on_event(void*, void* tag, std::uint32_t events) noexcept {
 void hub_core::poll_once() {
   time_point now = clock::now();
   timers.fire_expired(now);
+  if (box_->has_work()) box_->take();
   std::chrono::nanoseconds timeout{0};
   if (ready_head_ == nullptr) {
     if (!timers.empty()) {
@@ -162,8 +168,12 @@ void hub_core::poll_once() {
       return;
     }
   }
+  bool sleeping = timeout.count() != 0;
+  if (sleeping && !box_->sleep_begin()) timeout = std::chrono::nanoseconds{0};
   events.wait(timeout, &on_event, this);
+  if (sleeping) box_->sleep_end();
   timers.fire_expired(clock::now());
+  if (box_->has_work()) box_->take();
 }
 
 // Nothing is ready and nothing (timer, fd, other thread) can make anything
@@ -184,6 +194,7 @@ void hub_core::deliver_loop_exit() {
 }
 
 void hub_core::shutdown() {
+  box_->close();
   if (reap_tasks != nullptr && tasks_ != nullptr) reap_tasks(*this);
   if (hub_g_->state_ == greenlet_impl::state::active) {
     stopping_ = true;
@@ -197,6 +208,6 @@ namespace moss {
 
 hub& hub::current() { return detail::hub_core::current().facade(); }
 
-std::size_t hub::task_count() const noexcept { return core_.tracked_count(); }
+std::size_t hub::task_count() const noexcept { return core_ != nullptr ? core_->tracked_count() : 0; }
 
 }  // namespace moss

@@ -16,7 +16,10 @@
 
 #include <moss/hub.hpp>
 
+#include <atomic>
 #include <cstdint>
+#include <memory>
+#include <mutex>
 
 namespace moss::detail {
 
@@ -27,6 +30,51 @@ class fd_handler {
 
  protected:
   ~fd_handler() = default;
+};
+
+// inbox: the hub's cross-thread queue (lib/threadsafe.cpp). Other threads
+// post nodes; the hub takes them in poll_once(). The inbox and the facade it
+// holds are never freed: another thread may keep a moss::hub& after this
+// thread has ended, and posting through it must then throw, not crash. A
+// closed inbox (the hub stopped) rejects posts and deletes what it held.
+//
+// Posting costs one lock and writes the poller's eventfd only when the hub
+// may be asleep in the poller: the hub announces a sleep (sleep_begin) and
+// then re-checks for work, a producer marks work and then checks for a sleep,
+// so at least one of the two sees the other.
+class inbox {
+ public:
+  explicit inbox(hub_core& h);
+  inbox(const inbox&) = delete;
+  inbox& operator=(const inbox&) = delete;
+
+  moss::hub& facade() noexcept { return facade_; }
+
+  // post() queues n; any thread. Throws moss::error once closed.
+  void post(std::unique_ptr<posted> n, const char* what);
+  bool closed() const noexcept;
+
+  // The rest is for the hub's own thread.
+  bool has_work() const noexcept { return nonempty_.load(std::memory_order_acquire); }
+  // sleep_begin() is called before blocking in the poller; false means work
+  // is already queued, so do not block. sleep_end() follows the poll.
+  bool sleep_begin() noexcept;
+  void sleep_end() noexcept { sleeping_.store(false, std::memory_order_relaxed); }
+  // take() dispatches every node queued so far, in order.
+  void take() noexcept;
+  // close() rejects further posts and deletes the nodes still queued.
+  void close() noexcept;
+
+ private:
+  mutable std::mutex m_;
+  posted* head_ = nullptr;
+  posted* tail_ = nullptr;
+  bool closed_ = false;
+  std::atomic<bool> nonempty_{false};
+  std::atomic<bool> sleeping_{false};
+  poller& waker_;
+  moss::hub facade_;
+  inbox* next_ = nullptr;  // every inbox ever made, so they stay reachable
 };
 
 class hub_core {
@@ -62,11 +110,22 @@ class hub_core {
 
   greenlet_impl* hub_greenlet() const noexcept { return hub_g_; }
   thread_state& thread() const noexcept { return thread_; }
-  moss::hub& facade() noexcept { return facade_; }
+  moss::hub& facade() noexcept { return box_->facade(); }
+  inbox& box() noexcept { return *box_; }
 
   timer_queue timers;
   poller events;
-  std::size_t keepalive = 0;  // wake-up sources beyond timers: fd waits, cross-thread work
+  // keepalive counts what can still make a waiter runnable besides the
+  // ready queue and timers. While it is > 0 the hub blocks in the poller
+  // instead of raising loop_exit. It counts, each while it lasts:
+  //  - a greenlet waiting on a watched fd;
+  //  - a greenlet waiting in run_in_thread (a pool thread will post back);
+  //  - a greenlet waiting on a result another thread or hub will set;
+  //  - this hub having signal handlers (a signal can arrive any time).
+  // It does not count the mere possibility that some thread might
+  // call_threadsafe later: a hub nobody has promised to wake raises
+  // loop_exit as before. Only the hub's own thread changes it.
+  std::size_t keepalive = 0;
   std::size_t parked = 0;     // greenlets inside waiter::wait()
   greenlet_impl* last_parked = nullptr;
 
@@ -89,7 +148,7 @@ class hub_core {
   bool stopping_ = false;
   greenlet_impl* tasks_ = nullptr;
   std::size_t task_count_ = 0;
-  moss::hub facade_;
+  inbox* box_;
 };
 
 }  // namespace moss::detail

@@ -1,0 +1,134 @@
+// threadsafe_test: handing work to a hub from other threads —
+// hub::call_threadsafe, spawn_threadsafe, stopped hubs, and the seed's loop
+// running forever on a second thread.
+#include <moss/detail/waiter.hpp>
+#include <moss/moss.hpp>
+
+#include "hub.hpp"
+#include "leak_check.hpp"
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace std::chrono_literals;
+using moss::detail::deadline_after;
+using moss_test::WithHub;
+
+namespace {
+
+std::string message_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const moss::error& e) {
+    return e.what();
+  }
+  return "(no moss::error)";
+}
+
+// A hub on its own thread whose thread has already exited.
+moss::hub* stopped_hub() {
+  moss::hub* h = nullptr;
+  std::thread([&] { h = &moss::hub::current(); }).join();
+  return h;
+}
+
+}  // namespace
+
+TEST_F(WithHub, CallThreadsafeRunsTheFunctionAsATaskOnTheHubThread) {
+  moss::hub& h = moss::hub::current();
+  std::thread::id ran_on;
+  bool in_task = false;
+  auto w = std::make_shared<moss::detail::waiter>();  // outlives a failed wait
+  std::thread producer([&] {
+    h.call_threadsafe([&, w] {
+      ran_on = std::this_thread::get_id();
+      in_task = moss::detail::current_impl()->role_ == moss::detail::greenlet_impl::role::task;
+      w->wake();
+    });
+  });
+  bool woken = w->wait(deadline_after(10s));
+  producer.join();
+  ASSERT_TRUE(woken);
+  EXPECT_EQ(ran_on, std::this_thread::get_id());
+  EXPECT_TRUE(in_task);
+}
+
+TEST_F(WithHub, CallThreadsafeWakesAHubAsleepInThePoller) {
+  // The hub has nothing to do for 10 s; a post 50 ms in must end the sleep.
+  moss::hub& h = moss::hub::current();
+  auto w = std::make_shared<moss::detail::waiter>();
+  auto t0 = std::chrono::steady_clock::now();
+  std::thread producer([&] {
+    std::this_thread::sleep_for(50ms);
+    h.call_threadsafe([w] { w->wake(); });
+  });
+  bool woken = w->wait(deadline_after(10s));
+  producer.join();
+  EXPECT_TRUE(woken);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s);
+}
+
+TEST_F(WithHub, CallThreadsafeKeepsEachProducersOrderWithManyProducers) {
+  static constexpr int producers = 4;
+  static constexpr int per_producer = 500;
+  moss::hub& h = moss::hub::current();
+  auto seen = std::make_shared<std::vector<std::pair<int, int>>>();  // touched only on the hub thread
+  auto w = std::make_shared<moss::detail::waiter>();
+  std::vector<std::thread> threads;
+  for (int p = 0; p < producers; ++p)
+    threads.emplace_back([&, p] {
+      for (int i = 0; i < per_producer; ++i)
+        h.call_threadsafe([seen, w, p, i] {
+          seen->emplace_back(p, i);
+          if (seen->size() == producers * per_producer) w->wake();
+        });
+    });
+  bool all_ran = w->wait(deadline_after(30s));  // the hub drains while they post
+  for (auto& t : threads) t.join();
+  ASSERT_TRUE(all_ran);
+  std::vector<int> next(producers, 0);
+  for (auto [p, i] : *seen) {
+    EXPECT_EQ(i, next[p]) << "producer " << p;
+    next[p] = i + 1;
+  }
+}
+
+TEST_F(WithHub, CallThreadsafeAcceptsAMoveOnlyFunction) {
+  auto value = std::make_unique<int>(7);
+  int got = 0;
+  moss::hub::current().call_threadsafe([v = std::move(value), &got] { got = *v; });
+  moss::sleep(1ms);
+  EXPECT_EQ(got, 7);
+}
+
+TEST_F(WithHub, CallThreadsafeOntoAStoppedHubIsAnErrorAndDropsTheFunction) {
+  moss::hub* h = stopped_hub();
+  EXPECT_TRUE(h->stopped());
+  EXPECT_FALSE(moss::hub::current().stopped());
+  auto token = std::make_shared<int>(0);
+  std::string what = message_of([&] { h->call_threadsafe([token] {}); });
+  EXPECT_NE(what.find("call_threadsafe onto a stopped hub"), std::string::npos) << what;
+  EXPECT_EQ(token.use_count(), 1) << "the rejected function was kept";
+}
+
+TEST_F(WithHub, FunctionsQueuedToAHubThatStopsAreDestroyedWithoutRunning) {
+  auto token = std::make_shared<int>(0);
+  std::atomic<bool> ran{false};
+  std::thread([&] {
+    // Queued to this thread's own hub, which never runs before the thread ends.
+    moss::hub::current().call_threadsafe([token, &ran] { ran = true; });
+  }).join();
+  EXPECT_FALSE(ran);
+  EXPECT_EQ(token.use_count(), 1);
+}
+
+TEST_F(WithHub, AnExceptionFromAPostedFunctionIsReportedLikeATasks) {
+  testing::internal::CaptureStderr();
+  moss::hub::current().call_threadsafe([] { throw std::runtime_error("posted boom"); });
+  moss::sleep(1ms);
+  std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_NE(err.find("posted boom"), std::string::npos) << err;
+}
