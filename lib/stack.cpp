@@ -206,7 +206,11 @@ std::size_t default_stack_size() {
 
 stack_area stack_allocate(std::size_t size) {
   std::size_t def = default_stack_size();
-  size = size == 0 ? def : round_up(std::clamp(size, min_stack, max_stack));
+  // A request above the limit is refused rather than cut down: the caller
+  // asked for that much because its code needs it.
+  if (size > max_stack)
+    throw moss::error("moss: a stack_size of " + std::to_string(size) + " bytes is too large (at most 1G)");
+  size = size == 0 ? def : round_up(std::max(size, min_stack));
   if (size == def && !pool.free.empty()) {
     stack_area s = pool.free.back();
     pool.free.pop_back();

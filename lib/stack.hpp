@@ -20,7 +20,8 @@
 namespace moss::detail {
 
 // stack_allocate() returns a stack with at least `size` usable bytes (0 means
-// the default size). Throws std::system_error when the kernel refuses.
+// the default size). Throws moss::error when size is above 1 GiB,
+// std::system_error when the kernel refuses.
 stack_area stack_allocate(std::size_t size);
 
 // stack_release() returns s to the pool or unmaps it.

@@ -198,6 +198,20 @@ TEST_F(WithHub, ASpawnWithALargerStackHoldsA600KiBFrame) {
   EXPECT_EQ(t.get(), 600 / 4 + 1);
 }
 
+TEST_F(WithHub, AStackSizeAboveTheLimitIsRefusedNotCutDown) {
+  std::size_t too_big = (std::size_t{1} << 30) + 4096;
+  try {
+    moss::spawn(moss::spawn_options{.stack_size = too_big, .name = "greedy"}, [] {});
+    FAIL() << "spawn accepted a stack above 1 GiB";
+  } catch (const moss::error& e) {
+    EXPECT_STREQ(e.what(), "moss: a stack_size of 1073745920 bytes is too large (at most 1G)");
+  }
+  // Small requests are raised to the 16 KiB minimum.
+  stack_area s = moss::detail::stack_allocate(1);
+  EXPECT_EQ(s.size, 16u * 1024);
+  moss::detail::stack_release(s);
+}
+
 TEST_F(WithHub, AMalformedStackSizeStopsARealProgramWithAMessageOnStderr) {
   int err[2];
   ASSERT_EQ(pipe2(err, O_CLOEXEC), 0);
