@@ -8,6 +8,7 @@
 
 #include <any>
 #include <future>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -293,6 +294,35 @@ TEST_F(WithHub, DroppingTheLastHandleOfASuspendedGreenletUnwindsIt) {
   EXPECT_TRUE(unwound);
   EXPECT_FALSE(after_switch);
   // The leak check in TearDown also shows its control block and stack went.
+}
+
+TEST_F(WithHub, DroppingTheLastHandleFromAnotherGreenletUnwindsItAndComesBackThere) {
+  moss::greenlet main = moss::current();
+  std::vector<std::string> steps;
+  auto victim = std::make_unique<moss::greenlet>([&] {
+    try {
+      main.switch_to();
+    } catch (const moss::greenlet_exit&) {
+      steps.push_back("victim unwinds");
+      throw;
+    }
+  });
+  victim->switch_to();
+  moss::greenlet dropper([&] {
+    victim.reset();  // the victim's parent is main, but control comes back here
+    steps.push_back("dropper continues");
+    return 1;
+  });
+  EXPECT_EQ(std::any_cast<int>(dropper.switch_to()), 1);
+  EXPECT_EQ(steps, (std::vector<std::string>{"victim unwinds", "dropper continues"}));
+}
+
+TEST_F(WithHub, SwitchingToYourselfReturnsTheValueAndThrowInNeedsAnException) {
+  moss::greenlet main = moss::current();
+  EXPECT_EQ(std::any_cast<int>(main.switch_to(4)), 4);
+  EXPECT_THROW(main.throw_in(std::make_exception_ptr(std::runtime_error("self"))), std::runtime_error);
+  EXPECT_EQ(message_of([&] { main.throw_in(nullptr); }), "moss: throw_in needs an exception");
+  EXPECT_EQ(message_of([&] { main.parent(); }), "moss: greenlet \"main\" has no parent");
 }
 
 TEST_F(WithHub, AnyCallableShapeCanBeAGreenletBody) {
