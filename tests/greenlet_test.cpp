@@ -79,6 +79,13 @@ TEST_F(WithHub, AFinishedGreenletReturnsToItsParentNotToWhoeverSwitchedToIt) {
   EXPECT_TRUE(parent.dead());
 }
 
+TEST_F(WithHub, AResultGoingToAParentThatNeverStartedStartsItWithThatValue) {
+  moss::greenlet parent([](std::any v) { return std::any_cast<int>(v) * 10; });
+  moss::greenlet child([] { return 5; }, parent);
+  EXPECT_EQ(std::any_cast<int>(child.switch_to()), 50);
+  EXPECT_TRUE(parent.dead());
+}
+
 TEST_F(WithHub, WhenTheParentIsDeadControlGoesToTheNearestLiveAncestor) {
   moss::greenlet main = moss::current();
   moss::greenlet a([] { return 1; });                // parent: main
