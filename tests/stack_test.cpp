@@ -12,6 +12,7 @@
 #include <fstream>
 #include <limits>
 #include <string>
+#include <thread>
 
 #include <fcntl.h>
 #include <sys/wait.h>
@@ -127,6 +128,21 @@ TEST_F(WithHubDeathTest, AStackOverflowInATaskNamesTheTaskAndItsOwnStackSize) {
         t.join();
       },
       "moss: stack overflow in greenlet \"small-stack\" \\(64 KiB stack\\); raise MOSS_STACK_SIZE");
+}
+
+TEST_F(WithHubDeathTest, AStackOverflowOnAnotherThreadIsReportedToo) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  // The handler runs on a per-thread alternate stack; a thread that only
+  // ever ran greenlets must have one as well.
+  EXPECT_DEATH(
+      {
+        std::thread([] {
+          moss::greenlet g([] { return dive(0); });
+          g.set_name("off-main");
+          g.switch_to();
+        }).join();
+      },
+      "moss: stack overflow in greenlet \"off-main\"");
 }
 
 TEST_F(WithHubDeathTest, ANullWriteInAGreenletIsAnOrdinarySegfault) {
