@@ -1,0 +1,374 @@
+// wait.hpp: waiting for several tasks at once.
+//
+//   moss::joinall({a, b});                                  // gevent.joinall
+//   auto [x, y] = moss::gather(a, b);                       // asyncio.gather
+//   auto [done, pending] = moss::wait(tasks, moss::return_when::first_completed);
+//   for (auto& t : moss::as_completed(tasks)) use(t.get()); // gevent.iwait
+//   moss::killall(moss::all_tasks());
+//
+// "Finished" here means what join() means: the task's result is stored and its
+// done callbacks have run. Nothing in this file cancels a task except killall
+// and a gather that is itself interrupted. Waiting for the calling task
+// itself is a moss::error (it could never finish while you wait for it).
+//
+// Each function takes a range of task<R> (or task_ref) and gives back the same
+// handle type; a braced list of tasks of different types becomes task_refs.
+#pragma once
+
+#include <moss/detail/task_base.hpp>
+#include <moss/detail/waiter.hpp>
+#include <moss/error.hpp>
+#include <moss/task.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <deque>
+#include <exception>
+#include <initializer_list>
+#include <iterator>
+#include <memory>
+#include <optional>
+#include <ranges>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace moss {
+
+// A range of task handles (task<R> or task_ref).
+template <class Tasks>
+concept task_range = std::ranges::input_range<Tasks> && std::derived_from<std::ranges::range_value_t<Tasks>, task_ref>;
+
+namespace detail {
+
+// completion_set: the tasks added to it, handed back in the order they
+// finish. Already finished tasks come first, in the order added.
+class completion_set {
+ public:
+  static constexpr std::size_t npos = static_cast<std::size_t>(-1);
+
+  // op names the operation in error messages ("moss::wait").
+  explicit completion_set(const char* op) noexcept : op_(op) {}
+  completion_set(const completion_set&) = delete;
+  completion_set& operator=(const completion_set&) = delete;
+
+  // add() starts watching t and returns its index. Throws moss::error for an
+  // empty handle, the calling task itself or another thread's task.
+  std::size_t add(task_base* t);
+  // next() waits for the next task to finish and returns its index, or npos
+  // if the deadline passed first. Must not be called with nothing remaining.
+  std::size_t next(time_point deadline);
+  // remaining() counts tasks added but not yet returned by next().
+  std::size_t remaining() const noexcept { return hooks_.size() - taken_; }
+  // has_ready() is true when next() would return without waiting.
+  bool has_ready() const noexcept { return taken_ < finished_.size(); }
+  std::size_t size() const noexcept { return hooks_.size(); }
+  task_base* task_at(std::size_t i) const noexcept { return hooks_[i].task; }
+
+ private:
+  struct hook final : done_hook {
+    completion_set* set = nullptr;
+    task_base* task = nullptr;
+    std::size_t index = 0;
+    void task_done(task_base&) noexcept override;
+  };
+  const char* op_;
+  std::deque<hook> hooks_;           // stable addresses
+  std::vector<std::size_t> finished_;  // indices in completion order; capacity >= size
+  std::size_t taken_ = 0;
+  waiter* waiting_ = nullptr;
+};
+
+// The non-template cores. Each takes the tasks' control blocks.
+std::vector<std::size_t> joinall(const std::vector<task_base*>& ts, time_point deadline, bool raise_error);
+std::vector<char> wait(const std::vector<task_base*>& ts, int return_when, time_point deadline);
+// gather_wait() waits until all finished, or until one failed if
+// stop_at_failure: then it rethrows that failure.
+void gather_wait(const std::vector<task_base*>& ts, bool stop_at_failure, const char* op);
+void killall(const std::vector<task_base*>& ts, bool block);
+[[noreturn]] void throw_as_completed_timeout(std::size_t remaining);
+
+template <class Tasks>
+std::vector<task_base*> bases_of(const Tasks& tasks) {
+  std::vector<task_base*> r;
+  if constexpr (std::ranges::sized_range<const Tasks>) r.reserve(std::ranges::size(tasks));
+  for (const task_ref& t : tasks) r.push_back(t.base_ptr());
+  return r;
+}
+
+template <class Tasks>
+using handle_t = std::ranges::range_value_t<Tasks>;
+
+// What a task contributes to gather(): its value, or std::monostate when it
+// returns nothing (or is a task_ref, whose type is unknown).
+template <class T>
+struct task_value {
+  using type = std::monostate;
+};
+template <class R>
+struct task_value<task<R>> {
+  using type = std::conditional_t<std::is_void_v<R>, std::monostate, R>;
+};
+template <class T>
+using task_value_t = typename task_value<T>::type;
+
+template <class R>
+task_value_t<task<R>> value_of(const task<R>& t) {
+  if constexpr (std::is_void_v<R>) {
+    t.get();
+    return {};
+  } else {
+    return t.get();
+  }
+}
+inline std::monostate value_of(const task_ref& t) {
+  t.base_ptr()->rethrow_if_failed();
+  return {};
+}
+
+}  // namespace detail
+
+// joinall() waits for every task to finish (gevent.joinall) and returns
+// them in the order they finished. With a timeout it returns those that
+// finished in time. With raise_error, the first task to fail (other than by
+// being killed) makes it rethrow that task's exception at once; the others
+// keep running. An empty range returns at once.
+template <task_range Tasks>
+std::vector<detail::handle_t<Tasks>> joinall(const Tasks& tasks, bool raise_error = false) {
+  std::vector<detail::handle_t<Tasks>> all(std::ranges::begin(tasks), std::ranges::end(tasks));
+  std::vector<detail::handle_t<Tasks>> r;
+  for (std::size_t i : detail::joinall(detail::bases_of(all), detail::no_deadline, raise_error)) r.push_back(all[i]);
+  return r;
+}
+template <task_range Tasks, class Rep, class Period>
+std::vector<detail::handle_t<Tasks>> joinall(const Tasks& tasks, std::chrono::duration<Rep, Period> timeout,
+                                            bool raise_error = false) {
+  std::vector<detail::handle_t<Tasks>> all(std::ranges::begin(tasks), std::ranges::end(tasks));
+  std::vector<detail::handle_t<Tasks>> r;
+  for (std::size_t i : detail::joinall(detail::bases_of(all), detail::deadline_after(timeout), raise_error))
+    r.push_back(all[i]);
+  return r;
+}
+inline std::vector<task_ref> joinall(std::initializer_list<task_ref> tasks, bool raise_error = false) {
+  return joinall(std::vector<task_ref>(tasks), raise_error);
+}
+template <class Rep, class Period>
+std::vector<task_ref> joinall(std::initializer_list<task_ref> tasks, std::chrono::duration<Rep, Period> timeout,
+                              bool raise_error = false) {
+  return joinall(std::vector<task_ref>(tasks), timeout, raise_error);
+}
+
+// return_when: when wait() returns (asyncio's constants).
+enum class return_when {
+  first_completed,  // as soon as any task finishes
+  first_exception,  // as soon as any task fails (a kill is not a failure); else all_completed
+  all_completed,    // when every task has finished
+};
+
+template <class T>
+struct wait_result {
+  std::vector<T> done;     // finished, in input order
+  std::vector<T> pending;  // still running (not cancelled), in input order
+};
+
+// wait() waits until `when` holds or the timeout passes, and splits the
+// tasks into done and pending (asyncio.wait). Pending tasks keep running.
+// An empty range is a moss::error: nothing in it could ever complete.
+template <task_range Tasks>
+wait_result<detail::handle_t<Tasks>> wait(const Tasks& tasks, return_when when = return_when::all_completed) {
+  return wait(tasks, when, std::chrono::nanoseconds::max());
+}
+template <task_range Tasks, class Rep, class Period>
+wait_result<detail::handle_t<Tasks>> wait(const Tasks& tasks, return_when when, std::chrono::duration<Rep, Period> timeout) {
+  std::vector<detail::handle_t<Tasks>> all(std::ranges::begin(tasks), std::ranges::end(tasks));
+  std::vector<char> done = detail::wait(detail::bases_of(all), static_cast<int>(when), detail::deadline_after(timeout));
+  wait_result<detail::handle_t<Tasks>> r;
+  for (std::size_t i = 0; i < all.size(); ++i) (done[i] ? r.done : r.pending).push_back(std::move(all[i]));
+  return r;
+}
+template <task_range Tasks, class Rep, class Period>
+wait_result<detail::handle_t<Tasks>> wait(const Tasks& tasks, std::chrono::duration<Rep, Period> timeout) {
+  return wait(tasks, return_when::all_completed, timeout);
+}
+inline wait_result<task_ref> wait(std::initializer_list<task_ref> tasks, return_when when = return_when::all_completed) {
+  return wait(std::vector<task_ref>(tasks), when);
+}
+template <class Rep, class Period>
+wait_result<task_ref> wait(std::initializer_list<task_ref> tasks, return_when when, std::chrono::duration<Rep, Period> timeout) {
+  return wait(std::vector<task_ref>(tasks), when, timeout);
+}
+
+// as_completed_range: an input range over tasks in the order they finish.
+// Obtained from as_completed(); usable once, in a range-for.
+template <class T>
+class as_completed_range {
+  struct state {
+    std::vector<T> tasks;
+    detail::completion_set set{"moss::as_completed"};
+    detail::time_point deadline = detail::no_deadline;
+    std::size_t current = detail::completion_set::npos;
+    bool started = false;
+
+    void advance() {
+      started = true;
+      current = detail::completion_set::npos;
+      if (set.remaining() == 0) return;
+      std::size_t i = set.next(deadline);
+      if (i == detail::completion_set::npos) detail::throw_as_completed_timeout(set.remaining());
+      current = i;
+    }
+  };
+
+ public:
+  class iterator {
+   public:
+    using value_type = T;
+    using difference_type = std::ptrdiff_t;
+    using reference = const T&;
+    iterator() = default;
+    reference operator*() const { return s_->tasks[s_->current]; }
+    const T* operator->() const { return &s_->tasks[s_->current]; }
+    // ++ waits for the next task to finish; throws moss::timeout_error if
+    // the deadline passes first.
+    iterator& operator++() {
+      s_->advance();
+      return *this;
+    }
+    void operator++(int) { ++*this; }
+    friend bool operator==(const iterator& it, std::default_sentinel_t) noexcept {
+      return it.s_ == nullptr || it.s_->current == detail::completion_set::npos;
+    }
+
+   private:
+    friend class as_completed_range;
+    explicit iterator(state* s) : s_(s) {}
+    state* s_ = nullptr;
+  };
+
+  as_completed_range(std::vector<T> tasks, detail::time_point deadline) : s_(std::make_unique<state>()) {
+    s_->tasks = std::move(tasks);
+    s_->deadline = deadline;
+    for (const task_ref& t : s_->tasks) s_->set.add(t.base_ptr());
+  }
+
+  // begin() waits for the first task to finish (throws moss::timeout_error
+  // if the deadline passes first).
+  iterator begin() {
+    if (!s_->started) s_->advance();
+    return iterator(s_.get());
+  }
+  std::default_sentinel_t end() const noexcept { return {}; }
+
+ private:
+  std::unique_ptr<state> s_;
+};
+
+// as_completed() yields the tasks as they finish (gevent.iwait,
+// asyncio.as_completed). With a timeout, reaching the deadline with tasks
+// still running throws moss::timeout_error from the iterator's increment;
+// the tasks keep running.
+template <task_range Tasks>
+as_completed_range<detail::handle_t<Tasks>> as_completed(const Tasks& tasks) {
+  return {std::vector<detail::handle_t<Tasks>>(std::ranges::begin(tasks), std::ranges::end(tasks)), detail::no_deadline};
+}
+template <task_range Tasks, class Rep, class Period>
+as_completed_range<detail::handle_t<Tasks>> as_completed(const Tasks& tasks, std::chrono::duration<Rep, Period> timeout) {
+  return {std::vector<detail::handle_t<Tasks>>(std::ranges::begin(tasks), std::ranges::end(tasks)),
+          detail::deadline_after(timeout)};
+}
+inline as_completed_range<task_ref> as_completed(std::initializer_list<task_ref> tasks) {
+  return {std::vector<task_ref>(tasks), detail::no_deadline};
+}
+template <class Rep, class Period>
+as_completed_range<task_ref> as_completed(std::initializer_list<task_ref> tasks, std::chrono::duration<Rep, Period> timeout) {
+  return {std::vector<task_ref>(tasks), detail::deadline_after(timeout)};
+}
+
+// gather() waits for every task and returns their values in argument order
+// (asyncio.gather): a tuple for separate tasks, a vector for a range. A task
+// returning void contributes a std::monostate. The first task to fail (or be
+// killed) makes gather rethrow its exception at once; the others keep
+// running. Values are copied out, so each task<R> must have a copyable R.
+// gather of an empty range returns an empty vector.
+template <class... R>
+  requires(sizeof...(R) > 0)
+std::tuple<detail::task_value_t<task<R>>...> gather(const task<R>&... tasks) {
+  detail::gather_wait({tasks.base_ptr()...}, true, "moss::gather");
+  return std::tuple<detail::task_value_t<task<R>>...>(detail::value_of(tasks)...);
+}
+template <task_range Tasks>
+std::vector<detail::task_value_t<detail::handle_t<Tasks>>> gather(const Tasks& tasks) {
+  std::vector<detail::handle_t<Tasks>> all(std::ranges::begin(tasks), std::ranges::end(tasks));
+  detail::gather_wait(detail::bases_of(all), true, "moss::gather");
+  std::vector<detail::task_value_t<detail::handle_t<Tasks>>> r;
+  r.reserve(all.size());
+  for (const auto& t : all) r.push_back(detail::value_of(t));
+  return r;
+}
+
+// settled<V>: what gather_settled() gives for one task: its value, or the
+// exception it ended with (asyncio's return_exceptions=True, JavaScript's
+// Promise.allSettled).
+template <class V>
+class settled {
+ public:
+  bool ok() const noexcept { return !error_; }
+  std::exception_ptr error() const noexcept { return error_; }
+  // value() returns the value or rethrows the task's exception.
+  V& value() {
+    if (error_) std::rethrow_exception(error_);
+    return *value_;
+  }
+  const V& value() const {
+    if (error_) std::rethrow_exception(error_);
+    return *value_;
+  }
+
+  template <class T>
+  static settled of(const T& t) {
+    settled s;
+    if (std::exception_ptr e = t.exception()) s.error_ = std::move(e);
+    else s.value_.emplace(detail::value_of(t));
+    return s;
+  }
+
+ private:
+  std::optional<V> value_;
+  std::exception_ptr error_;
+};
+
+// gather_settled() waits for every task to finish, whatever the outcome, and
+// returns a settled<value> per task in argument order.
+template <class... R>
+  requires(sizeof...(R) > 0)
+std::tuple<settled<detail::task_value_t<task<R>>>...> gather_settled(const task<R>&... tasks) {
+  detail::gather_wait({tasks.base_ptr()...}, false, "moss::gather_settled");
+  return std::tuple<settled<detail::task_value_t<task<R>>>...>(
+      settled<detail::task_value_t<task<R>>>::of(tasks)...);
+}
+template <task_range Tasks>
+std::vector<settled<detail::task_value_t<detail::handle_t<Tasks>>>> gather_settled(const Tasks& tasks) {
+  using V = detail::task_value_t<detail::handle_t<Tasks>>;
+  std::vector<detail::handle_t<Tasks>> all(std::ranges::begin(tasks), std::ranges::end(tasks));
+  detail::gather_wait(detail::bases_of(all), false, "moss::gather_settled");
+  std::vector<settled<V>> r;
+  r.reserve(all.size());
+  for (const auto& t : all) r.push_back(settled<V>::of(t));
+  return r;
+}
+
+// killall() kills every task (gevent.killall): all are interrupted first so
+// they unwind together, then, if block, it waits for them. The calling task,
+// if listed, is killed last (its greenlet_exit is thrown once the others
+// have finished).
+template <task_range Tasks>
+void killall(const Tasks& tasks, bool block = true) {
+  detail::killall(detail::bases_of(tasks), block);
+}
+inline void killall(std::initializer_list<task_ref> tasks, bool block = true) {
+  detail::killall(detail::bases_of(tasks), block);
+}
+
+}  // namespace moss

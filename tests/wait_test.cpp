@@ -1,0 +1,402 @@
+// wait_test: joinall, wait with each return_when, as_completed, gather,
+// gather_settled and killall; the seeds "wait() with each return_when",
+// "gather of ten", "as_completed printing in completion order" and gevent's
+// spawn/joinall/value.
+#include <moss/moss.hpp>
+#include <moss/wait.hpp>
+
+#include "leak_check.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <stdexcept>
+#include <string>
+#include <tuple>
+#include <vector>
+
+using namespace std::chrono_literals;
+using moss_test::WithHub;
+
+namespace {
+
+// A task returning v after v * unit (the seeds' `count(m)` scaled down).
+moss::task<int> after(int v, std::chrono::milliseconds unit = 5ms) {
+  return moss::spawn([v, unit] {
+    moss::sleep(v * unit);
+    return v;
+  });
+}
+
+std::vector<int> values(const std::vector<moss::task<int>>& ts) {
+  std::vector<int> r;
+  for (auto& t : ts) r.push_back(t.get());
+  return r;
+}
+
+}  // namespace
+
+// Seed (gevent): g1 = spawn(func, 2, 3); g2 = spawn(func2); joinall([g1, g2]);
+// print(g1.value).
+TEST_F(WithHub, GeventSpawnJoinallValue) {
+  auto g1 = moss::spawn([](int x, int y) {
+    moss::sleep(2ms);
+    return x + y;
+  }, 2, 3);
+  auto g2 = moss::spawn([] { return std::string("func2"); });
+  auto finished = moss::joinall({g1, g2});
+  EXPECT_EQ(finished.size(), 2u);
+  EXPECT_TRUE(g1.ready());
+  EXPECT_TRUE(g2.ready());
+  EXPECT_EQ(g1.get(), 5);
+  EXPECT_EQ(g2.get(), "func2");
+}
+
+TEST_F(WithHub, JoinallReturnsTasksInCompletionOrder) {
+  std::vector<moss::task<int>> ts{after(3), after(1), after(2)};
+  auto finished = moss::joinall(ts);
+  EXPECT_EQ(values(finished), (std::vector<int>{1, 2, 3}));
+}
+
+TEST_F(WithHub, JoinallWithATimeoutReturnsOnlyThoseThatFinishedInTime) {
+  std::vector<moss::task<int>> ts{after(1, 1ms), after(400, 1ms)};
+  auto t0 = std::chrono::steady_clock::now();
+  auto finished = moss::joinall(ts, 50ms);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 300ms);
+  ASSERT_EQ(finished.size(), 1u);
+  EXPECT_EQ(finished[0].get(), 1);
+  EXPECT_FALSE(ts[1].ready());  // not cancelled
+  ts[1].kill();
+}
+
+TEST_F(WithHub, JoinallWithRaiseErrorRethrowsTheFirstFailureAtOnce) {
+  testing::internal::CaptureStderr();
+  auto slow = after(400, 1ms);
+  auto bad = moss::spawn([]() -> int {
+    moss::sleep(2ms);
+    throw std::runtime_error("bad one");
+  });
+  auto t0 = std::chrono::steady_clock::now();
+  EXPECT_THROW(moss::joinall({slow, bad}, true), std::runtime_error);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 300ms);
+  EXPECT_FALSE(slow.ready());
+  // Without raise_error the failure is just a finished task.
+  EXPECT_EQ(moss::joinall({bad}).size(), 1u);
+  testing::internal::GetCapturedStderr();
+  slow.kill();
+}
+
+TEST_F(WithHub, JoinallOfNothingReturnsAtOnce) {
+  std::vector<moss::task<int>> none;
+  EXPECT_TRUE(moss::joinall(none).empty());
+}
+
+TEST_F(WithHub, JoiningYourselfThroughJoinallIsAClearError) {
+  moss::task<void> self;
+  std::string message;
+  auto other = after(1);
+  auto t = moss::spawn([&] {
+    moss::yield();
+    try {
+      moss::joinall({self, other});
+    } catch (const moss::error& e) {
+      message = e.what();
+    }
+  });
+  self = t;
+  t.join();
+  EXPECT_NE(message.find("moss::joinall: task \"" + t.name() + "\" cannot wait for itself"), std::string::npos)
+      << message;
+  self = {};
+  other.join();
+}
+
+TEST_F(WithHub, EmptyHandlesAreAClearError) {
+  std::vector<moss::task<int>> ts{after(1), moss::task<int>{}};
+  try {
+    moss::joinall(ts);
+    ADD_FAILURE() << "no error";
+  } catch (const moss::error& e) {
+    EXPECT_NE(std::string(e.what()).find("empty task handle"), std::string::npos) << e.what();
+  }
+  ts[0].join();
+}
+
+// Seed (asyncio): done, pending = await asyncio.wait(tasks, return_when=...)
+TEST_F(WithHub, WaitFirstCompletedReturnsAsSoonAsOneFinishesAndCancelsNothing) {
+  std::vector<moss::task<int>> ts{after(40), after(1), after(40)};
+  auto [done, pending] = moss::wait(ts, moss::return_when::first_completed);
+  ASSERT_EQ(done.size(), 1u);
+  EXPECT_EQ(done[0].get(), 1);
+  ASSERT_EQ(pending.size(), 2u);
+  EXPECT_TRUE(pending[0] == ts[0]);
+  EXPECT_TRUE(pending[1] == ts[2]);
+  for (auto& t : pending) EXPECT_FALSE(t.ready());
+  for (auto& t : pending) EXPECT_EQ(t.get() % 40, 0);  // they were left running
+}
+
+TEST_F(WithHub, WaitFirstExceptionReturnsAtTheFirstFailure) {
+  testing::internal::CaptureStderr();
+  auto ok = after(1);
+  auto bad = moss::spawn([]() -> int {
+    moss::sleep(10ms);
+    throw std::runtime_error("x");
+  });
+  auto slow = after(100);
+  auto [done, pending] = moss::wait(std::vector{ok, bad, slow}, moss::return_when::first_exception);
+  testing::internal::GetCapturedStderr();
+  ASSERT_EQ(done.size(), 2u);
+  EXPECT_TRUE(done[0] == ok);
+  EXPECT_TRUE(done[1] == bad);
+  ASSERT_EQ(pending.size(), 1u);
+  EXPECT_TRUE(pending[0] == slow);
+  slow.kill();
+}
+
+TEST_F(WithHub, WaitReturnsAtOnceWhenTheConditionHeldBeforeTheCall) {
+  testing::internal::CaptureStderr();
+  auto bad = moss::spawn([]() -> int { throw std::runtime_error("already"); });
+  auto ok = after(0);
+  bad.join();
+  ok.join();
+  auto slow = after(400, 1ms);
+  auto t0 = std::chrono::steady_clock::now();
+  auto [done, pending] = moss::wait(std::vector{slow, ok, bad}, moss::return_when::first_exception);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 200ms);
+  EXPECT_EQ(done.size(), 2u);  // every finished task is reported, not only the first
+  EXPECT_EQ(pending.size(), 1u);
+  auto r = moss::wait(std::vector{slow, ok}, moss::return_when::first_completed);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 200ms);
+  EXPECT_EQ(r.done.size(), 1u);
+  testing::internal::GetCapturedStderr();
+  slow.kill();
+  moss::yield();  // slow never started: its ready-queue entry goes at the hub's next turn
+}
+
+TEST_F(WithHub, WaitFirstExceptionWithoutFailuresWaitsForAll) {
+  std::vector<moss::task<int>> ts{after(2), after(1)};
+  auto [done, pending] = moss::wait(ts, moss::return_when::first_exception);
+  EXPECT_EQ(done.size(), 2u);
+  EXPECT_TRUE(pending.empty());
+}
+
+TEST_F(WithHub, AKillIsNotAnExceptionForFirstException) {
+  auto victim = after(400, 1ms);
+  auto ok = after(10);
+  auto killer = moss::spawn([&] { victim.kill(); });
+  auto [done, pending] = moss::wait(std::vector{victim, ok}, moss::return_when::first_exception);
+  EXPECT_EQ(done.size(), 2u);
+  EXPECT_TRUE(victim.cancelled());
+  killer.join();
+}
+
+TEST_F(WithHub, WaitAllCompletedIsTheDefault) {
+  std::vector<moss::task<int>> ts;
+  for (int i = 0; i < 3; ++i) ts.push_back(after(i));
+  auto [done, pending] = moss::wait(ts);
+  EXPECT_EQ(values(done), (std::vector<int>{0, 1, 2}));  // input order
+  EXPECT_TRUE(pending.empty());
+}
+
+TEST_F(WithHub, WaitWithATimeoutReturnsWhatIsDoneAndLeavesTheRestRunning) {
+  std::vector<moss::task<int>> ts{after(1, 1ms), after(400, 1ms)};
+  auto t0 = std::chrono::steady_clock::now();
+  auto [done, pending] = moss::wait(ts, 40ms);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 300ms);
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, 40ms);
+  EXPECT_EQ(done.size(), 1u);
+  ASSERT_EQ(pending.size(), 1u);
+  EXPECT_FALSE(pending[0].ready());
+  pending[0].kill();
+}
+
+TEST_F(WithHub, WaitOnAnEmptySetIsAClearError) {
+  std::vector<moss::task<int>> none;
+  try {
+    moss::wait(none, moss::return_when::first_completed);
+    ADD_FAILURE() << "no error";
+  } catch (const moss::error& e) {
+    EXPECT_NE(std::string(e.what()).find("moss::wait: the set of tasks is empty"), std::string::npos) << e.what();
+  }
+}
+
+TEST_F(WithHub, WaitTakesABracedListOfTasksOfDifferentTypes) {
+  auto a = after(1);
+  auto b = moss::spawn([] { return std::string("b"); });
+  auto c = moss::spawn([] { moss::sleep(400ms); });
+  auto [done, pending] = moss::wait({a, b, c}, moss::return_when::all_completed, 30ms);
+  EXPECT_EQ(done.size(), 2u);
+  ASSERT_EQ(pending.size(), 1u);
+  EXPECT_TRUE(pending[0] == c);
+  c.kill();
+}
+
+// Seed (asyncio): for task in as_completed(tasks): print(await task)
+TEST_F(WithHub, AsCompletedYieldsTasksInCompletionOrder) {
+  std::vector<moss::task<int>> ts;
+  for (int v : {4, 1, 3, 0, 2}) ts.push_back(after(v, 4ms));
+  std::vector<int> printed;
+  for (const auto& t : moss::as_completed(ts)) printed.push_back(t.get());
+  EXPECT_EQ(printed, (std::vector<int>{0, 1, 2, 3, 4}));
+}
+
+TEST_F(WithHub, AsCompletedYieldsAlreadyFinishedTasksFirst) {
+  auto late = after(5);
+  auto early = after(0);
+  early.join();
+  std::vector<int> order;
+  for (const auto& t : moss::as_completed(std::vector{late, early})) order.push_back(t.get());
+  EXPECT_EQ(order, (std::vector<int>{0, 5}));
+}
+
+TEST_F(WithHub, AsCompletedThrowsTimeoutErrorFromTheIncrementAtTheDeadline) {
+  std::vector<moss::task<int>> ts{after(1, 1ms), after(400, 1ms)};
+  std::vector<int> got;
+  auto t0 = std::chrono::steady_clock::now();
+  auto range = moss::as_completed(ts, 40ms);
+  auto it = range.begin();
+  ASSERT_FALSE(it == range.end());
+  got.push_back(it->get());
+  try {
+    ++it;
+    ADD_FAILURE() << "no timeout";
+  } catch (const moss::timeout_error& e) {
+    EXPECT_EQ(e.source(), nullptr);
+    EXPECT_NE(std::string(e.what()).find("1 task still running"), std::string::npos) << e.what();
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 300ms);
+  EXPECT_EQ(got, (std::vector<int>{1}));
+  EXPECT_FALSE(ts[1].ready());
+  ts[1].kill();
+}
+
+TEST_F(WithHub, AsCompletedOfNothingIsAnEmptyRange) {
+  std::vector<moss::task<int>> none;
+  int n = 0;
+  for (const auto& t : moss::as_completed(none)) {
+    (void)t;
+    ++n;
+  }
+  EXPECT_EQ(n, 0);
+}
+
+TEST_F(WithHub, LeavingAnAsCompletedLoopEarlyLeavesTheRestRunning) {
+  std::vector<moss::task<int>> ts{after(1), after(3), after(5)};
+  for (const auto& t : moss::as_completed(ts)) {
+    EXPECT_EQ(t.get(), 1);
+    break;
+  }
+  EXPECT_FALSE(ts[2].ready());
+  EXPECT_EQ(values(ts), (std::vector<int>{1, 3, 5}));  // and they still finish
+}
+
+// Seed (asyncio): print(await asyncio.gather(*[count(i) for i in range(10)]))
+TEST_F(WithHub, GatherOfTenReturnsTheValuesInInputOrderConcurrently) {
+  std::vector<moss::task<int>> ts;
+  for (int i = 0; i < 10; ++i) ts.push_back(moss::spawn([](int m) {
+    moss::sleep(20ms);
+    return m;
+  }, i));
+  auto t0 = std::chrono::steady_clock::now();
+  std::vector<int> r = moss::gather(ts);
+  auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_EQ(r, (std::vector<int>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}));
+  EXPECT_LT(took, 150ms);  // ten 20 ms sleeps at once, not one after another (200 ms)
+}
+
+TEST_F(WithHub, GatherOfSeparateTasksReturnsATupleWithMonostateForVoid) {
+  auto a = after(2);
+  auto b = moss::spawn([] { return std::string("b"); });
+  auto c = moss::spawn([] { moss::sleep(1ms); });
+  auto [x, y, z] = moss::gather(a, b, c);
+  EXPECT_EQ(x, 2);
+  EXPECT_EQ(y, "b");
+  static_assert(std::is_same_v<decltype(z), std::monostate>);
+}
+
+TEST_F(WithHub, GatherRethrowsTheFirstFailureAtOnceAndLeavesTheOthersRunning) {
+  testing::internal::CaptureStderr();
+  auto slow = after(400, 1ms);
+  auto bad = moss::spawn([]() -> int {
+    moss::sleep(2ms);
+    throw std::logic_error("gather me");
+  });
+  auto t0 = std::chrono::steady_clock::now();
+  EXPECT_THROW(moss::gather(slow, bad), std::logic_error);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 300ms);
+  testing::internal::GetCapturedStderr();
+  EXPECT_FALSE(slow.ready());
+  slow.kill();
+}
+
+TEST_F(WithHub, GatherOfAnEmptyRangeIsAnEmptyVector) {
+  std::vector<moss::task<int>> none;
+  EXPECT_TRUE(moss::gather(none).empty());
+}
+
+TEST_F(WithHub, GatherSettledReturnsValuesAndExceptionsWithoutThrowing) {
+  testing::internal::CaptureStderr();
+  auto good = after(3);
+  auto bad = moss::spawn([]() -> int { throw std::runtime_error("settled bad"); });
+  auto v = moss::spawn([] {});
+  auto [a, b, c] = moss::gather_settled(good, bad, v);
+  testing::internal::GetCapturedStderr();
+  EXPECT_TRUE(a.ok());
+  EXPECT_EQ(a.value(), 3);
+  EXPECT_FALSE(b.ok());
+  EXPECT_THROW(b.value(), std::runtime_error);
+  EXPECT_TRUE(c.ok());
+
+  std::vector<moss::task<int>> ts{good, bad};
+  auto r = moss::gather_settled(ts);
+  ASSERT_EQ(r.size(), 2u);
+  EXPECT_TRUE(r[0].ok());
+  EXPECT_NE(r[1].error(), nullptr);
+}
+
+TEST_F(WithHub, GatherSettledWaitsForEveryTaskEvenAfterAFailure) {
+  testing::internal::CaptureStderr();
+  auto bad = moss::spawn([]() -> int { throw std::runtime_error("early"); });
+  auto slow = after(20);
+  auto r = moss::gather_settled(std::vector{bad, slow});
+  testing::internal::GetCapturedStderr();
+  EXPECT_TRUE(slow.ready());
+  EXPECT_EQ(r[1].value(), 20);
+}
+
+TEST_F(WithHub, KillallKillsEveryTaskAndWaitsForThemToUnwind) {
+  int unwound = 0;
+  struct guard {
+    int* n;
+    ~guard() { ++*n; }
+  };
+  std::vector<moss::task<void>> ts;
+  for (int i = 0; i < 5; ++i) ts.push_back(moss::spawn([&] {
+    guard g{&unwound};
+    moss::sleep(10s);
+  }));
+  moss::yield();
+  moss::killall(ts);
+  EXPECT_EQ(unwound, 5);
+  for (auto& t : ts) EXPECT_TRUE(t.cancelled());
+}
+
+TEST_F(WithHub, KillallOfAllTasksFromATaskKillsItselfLast) {
+  auto a = moss::spawn([] { moss::sleep(10s); });
+  bool a_done_before_self = false;
+  moss::task<void> self;
+  auto killer = moss::spawn([&] {
+    moss::yield();
+    try {
+      moss::killall(moss::all_tasks());
+    } catch (...) {
+      a_done_before_self = a.ready();
+      throw;
+    }
+  });
+  self = killer;
+  killer.join();
+  EXPECT_TRUE(a_done_before_self);
+  EXPECT_TRUE(a.cancelled());
+  EXPECT_TRUE(killer.cancelled());
+  self = {};
+}
