@@ -1,0 +1,181 @@
+// pool.hpp: a group with a limit on how many members run at once (gevent's
+// Pool).
+//
+//   moss::pool p(10);
+//   p.spawn(fetch, url);                           // waits for a free slot
+//   std::vector<int> sizes = p.map(fetch, urls);   // input order
+//   for (auto& page : p.imap_unordered(fetch, urls)) use(page);  // completion order
+//
+// Slots are handed over in FIFO order: when a member finishes, the oldest
+// waiting spawn gets its slot, and a later spawn cannot take it first.
+#pragma once
+
+#include <moss/detail/task_base.hpp>
+#include <moss/detail/waiter.hpp>
+#include <moss/group.hpp>
+#include <moss/task.hpp>
+#include <moss/wait.hpp>
+
+#include <cstddef>
+#include <iterator>
+#include <memory>
+#include <optional>
+#include <ranges>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace moss {
+
+class pool;
+
+// imap_unordered_range: the values of f(input) in the order the tasks
+// finish. Obtained from pool::imap_unordered(); usable once, in a range-for.
+template <class F, class Arg>
+class imap_unordered_range {
+  using R = detail::spawn_result_t<F, Arg>;
+  using V = detail::task_value_t<task<R>>;
+
+  struct state {
+    pool* p = nullptr;
+    F f;
+    std::vector<Arg> inputs;
+    std::size_t next_input = 0;
+    std::vector<task<R>> running;  // indexed like the completion set
+    detail::completion_set set{"moss::pool::imap_unordered"};
+    std::optional<V> current;
+    bool at_end = false;
+
+    state(pool& pl, F fn, std::vector<Arg> in) : p(&pl), f(std::move(fn)), inputs(std::move(in)) {}
+    void advance();
+  };
+
+ public:
+  class iterator {
+   public:
+    using value_type = V;
+    using difference_type = std::ptrdiff_t;
+    iterator() = default;
+    V& operator*() const { return *s_->current; }
+    V* operator->() const { return &*s_->current; }
+    // ++ waits for the next value; it rethrows the exception of a task that
+    // failed (the iteration may go on after it is caught).
+    iterator& operator++() {
+      s_->advance();
+      return *this;
+    }
+    void operator++(int) { ++*this; }
+    friend bool operator==(const iterator& it, std::default_sentinel_t) noexcept { return it.s_ == nullptr || it.s_->at_end; }
+
+   private:
+    friend class imap_unordered_range;
+    explicit iterator(state* s) : s_(s) {}
+    state* s_ = nullptr;
+  };
+
+  imap_unordered_range(pool& p, F f, std::vector<Arg> inputs)
+      : s_(std::make_unique<state>(p, std::move(f), std::move(inputs))) {}
+  // begin() waits for the first value; called again after a failure was
+  // rethrown, it goes on with the next one.
+  iterator begin() {
+    if (!s_->current && !s_->at_end) s_->advance();
+    return iterator(s_.get());
+  }
+  std::default_sentinel_t end() const noexcept { return {}; }
+
+ private:
+  std::unique_ptr<state> s_;
+};
+
+class pool : public group {
+ public:
+  // pool(size) allows size members at once; size must be at least 1.
+  explicit pool(std::size_t size);
+  ~pool() override;
+
+  std::size_t capacity() const noexcept { return capacity_; }
+  // free_count() is how many tasks could be spawned now without waiting.
+  std::size_t free_count() const noexcept {
+    std::size_t used = size() + reserved_;
+    return slot_waiters_.empty() && used < capacity_ ? capacity_ - used : 0;
+  }
+  bool full() const noexcept { return free_count() == 0; }
+
+  // map() runs f(x) for each input, at most capacity() at a time, and
+  // returns the values in input order once all have finished. If any task
+  // failed, the first failure in input order is rethrown. A void f gives
+  // std::monostate values. If the caller is interrupted, the tasks map
+  // spawned are killed. f is copied into each task.
+  template <class F, std::ranges::input_range In>
+    requires std::is_invocable_v<std::decay_t<F>, std::decay_t<std::ranges::range_reference_t<In>>>
+  auto map(F&& f, In&& inputs) {
+    using R = detail::spawn_result_t<F, std::ranges::range_reference_t<In>>;
+    std::vector<task<R>> ts;
+    try {
+      for (auto&& x : inputs) ts.push_back(spawn(f, std::forward<decltype(x)>(x)));
+      detail::gather_wait(detail::bases_of(ts), false, "moss::pool::map");
+    } catch (...) {
+      try {
+        killall(ts);
+      } catch (...) {
+      }
+      throw;
+    }
+    std::vector<detail::task_value_t<task<R>>> r;
+    r.reserve(ts.size());
+    for (auto& t : ts) {
+      if constexpr (std::is_void_v<R>) {
+        t.get();
+        r.emplace_back();
+      } else {
+        r.push_back(std::move(t.get()));
+      }
+    }
+    return r;
+  }
+
+  // imap_unordered() yields f(x) for each input as the tasks finish. Inputs
+  // are copied, then spawned while the range is iterated, keeping the pool
+  // busy; leaving the loop early leaves the tasks already spawned running.
+  template <class F, std::ranges::input_range In>
+    requires std::is_invocable_v<std::decay_t<F>, std::decay_t<std::ranges::range_reference_t<In>>>
+  auto imap_unordered(F&& f, In&& inputs) {
+    using Arg = std::decay_t<std::ranges::range_reference_t<In>>;
+    std::vector<Arg> in;
+    for (auto&& x : inputs) in.emplace_back(std::forward<decltype(x)>(x));
+    return imap_unordered_range<std::decay_t<F>, Arg>(*this, std::forward<F>(f), std::move(in));
+  }
+
+ protected:
+  void acquire_slot() override;
+  void release_slot() noexcept override;
+
+ private:
+  std::size_t capacity_;
+  std::size_t reserved_ = 0;  // slots handed to woken spawners not yet back
+  detail::waiter_list slot_waiters_;
+};
+
+template <class F, class Arg>
+void imap_unordered_range<F, Arg>::state::advance() {
+  current.reset();
+  // Keep the pool busy; wait for a slot only when none of ours is running.
+  while (next_input < inputs.size() && (p->free_count() > 0 || set.remaining() == 0)) {
+    running.push_back(p->spawn(f, std::move(inputs[next_input++])));
+    set.add(running.back().base_ptr());
+  }
+  if (set.remaining() == 0) {
+    at_end = true;
+    return;
+  }
+  std::size_t i = set.next(detail::no_deadline);
+  task<R> t = std::move(running[i]);
+  if constexpr (std::is_void_v<R>) {
+    t.get();
+    current.emplace();
+  } else {
+    current.emplace(std::move(t.get()));
+  }
+}
+
+}  // namespace moss
