@@ -1,8 +1,10 @@
 // moss.hpp: everything, for programs that do not mind the compile time.
 #pragma once
 
+#include <moss/async_result.hpp>
 #include <moss/error.hpp>
 #include <moss/greenlet.hpp>
 #include <moss/hub.hpp>
+#include <moss/io.hpp>
 #include <moss/task.hpp>
 #include <moss/time.hpp>
