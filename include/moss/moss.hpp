@@ -5,6 +5,5 @@
 #include <moss/error.hpp>
 #include <moss/greenlet.hpp>
 #include <moss/hub.hpp>
-#include <moss/io.hpp>
 #include <moss/task.hpp>
 #include <moss/time.hpp>
