@@ -3,6 +3,7 @@
 
 #include <moss/async_result.hpp>
 #include <moss/error.hpp>
+#include <moss/event.hpp>
 #include <moss/greenlet.hpp>
 #include <moss/hub.hpp>
 #include <moss/task.hpp>
