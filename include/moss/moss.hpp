@@ -6,5 +6,6 @@
 #include <moss/event.hpp>
 #include <moss/greenlet.hpp>
 #include <moss/hub.hpp>
+#include <moss/semaphore.hpp>
 #include <moss/task.hpp>
 #include <moss/time.hpp>
