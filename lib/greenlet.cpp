@@ -139,7 +139,11 @@ void do_switch(thread_state& t, greenlet_impl* from, greenlet_impl* to) {
   release_dying(t);
 }
 
-std::string quoted(const greenlet_impl* g) { return "\"" + g->name() + "\""; }
+// quoted() never fills in the lazy name: g may belong to another thread.
+std::string quoted(const greenlet_impl* g) {
+  if (!g->name_.empty()) return "\"" + g->name_ + "\"";
+  return std::string(g->role_ == greenlet_impl::role::task ? "\"task-" : "\"greenlet-") + std::to_string(g->id_) + "\"";
+}
 
 }  // namespace
 

@@ -30,7 +30,11 @@ namespace moss::detail {
 namespace {
 
 constexpr std::size_t page_size = 4096;
-constexpr std::size_t guard_size = page_size;
+// 64 KiB of guard: a frame of up to 64 KiB compiled without
+// -fstack-clash-protection still lands in the guard rather than in the stack
+// mapped below (with MADV_GUARD_INSTALL that is often another greenlet's).
+// Guard pages cost address space only, never memory.
+constexpr std::size_t guard_size = 16 * page_size;
 constexpr std::size_t min_stack = 16 * 1024;
 constexpr std::size_t max_stack = std::size_t{1} << 30;
 constexpr std::size_t pool_limit = 1024;  // pooled stacks per thread
@@ -171,7 +175,7 @@ void ensure_overflow_diagnosis() {
 std::size_t parse_stack_size(const char* text) {
   auto fail = [&](const char* why) -> std::size_t {
     throw moss::error(std::string("moss: bad MOSS_STACK_SIZE \"") + text + "\": " + why +
-                      "; accepted: a byte count or a number with K, KiB, M or MiB (e.g. 262144, 256K, 1M), "
+                      "; accepted: a byte count, or a number with K/KB/KiB, M/MB/MiB or G/GB/GiB (e.g. 262144, 256K, 1M), "
                       "from 16K to 1G");
   };
   const char* p = text;

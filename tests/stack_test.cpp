@@ -99,7 +99,7 @@ TEST_F(WithHub, ParseStackSizeRejectsBadValuesSayingWhatIsAccepted) {
   for (const auto& [text, why] : bad) {
     std::string msg = parse_error(text);
     EXPECT_NE(msg.find(std::string("moss: bad MOSS_STACK_SIZE \"") + text + "\": " + why), std::string::npos) << msg;
-    EXPECT_NE(msg.find("accepted: a byte count or a number with K, KiB, M or MiB"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("accepted: a byte count, or a number with K/KB/KiB, M/MB/MiB or G/GB/GiB"), std::string::npos) << msg;
     EXPECT_NE(msg.find("256K"), std::string::npos) << msg;
     EXPECT_NE(msg.find("from 16K to 1G"), std::string::npos) << msg;
   }
@@ -164,7 +164,7 @@ TEST_F(WithHubDeathTest, GuardPagesUseMadviseAndFault) {
   // A madvise guard keeps the stack one read-write mapping; an mprotect guard
   // would be a separate ---p mapping.
   EXPECT_EQ(vma_perms(s.mapping), "rw-p");
-  EXPECT_EQ(s.lo - s.mapping, 4096);
+  EXPECT_EQ(s.lo - s.mapping, 64 * 1024);  // a 64 KiB guard
   // The usable range starts right above the guard.
   s.lo[0] = 1;
   s.lo[s.size - 1] = 1;
