@@ -6,6 +6,7 @@
 #include <moss/event.hpp>
 #include <moss/greenlet.hpp>
 #include <moss/hub.hpp>
+#include <moss/mutex.hpp>
 #include <moss/semaphore.hpp>
 #include <moss/task.hpp>
 #include <moss/time.hpp>
