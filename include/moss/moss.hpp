@@ -7,6 +7,7 @@
 #include <moss/greenlet.hpp>
 #include <moss/hub.hpp>
 #include <moss/mutex.hpp>
+#include <moss/recursive_mutex.hpp>
 #include <moss/semaphore.hpp>
 #include <moss/task.hpp>
 #include <moss/time.hpp>

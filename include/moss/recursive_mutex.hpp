@@ -1,0 +1,51 @@
+// recursive_mutex.hpp: a moss::mutex its owner may lock again; it is free
+// once unlocked as many times as it was locked. Usable with the standard
+// lock guards, like moss::mutex; FIFO hand-off between greenlets.
+#pragma once
+
+#include <moss/mutex.hpp>
+
+#include <chrono>
+#include <cstddef>
+
+namespace moss {
+
+class recursive_mutex {
+ public:
+  recursive_mutex() = default;
+  recursive_mutex(const recursive_mutex&) = delete;
+  recursive_mutex& operator=(const recursive_mutex&) = delete;
+
+  // lock() takes the lock or, for its owner, counts one more level.
+  void lock();
+  bool try_lock() noexcept;
+  template <class Rep, class Period>
+  bool try_lock_for(std::chrono::duration<Rep, Period> timeout) {
+    if (relock()) return true;
+    if (!m_.try_lock_for(timeout)) return false;
+    count_ = 1;
+    return true;
+  }
+  template <class Clock, class Duration>
+  bool try_lock_until(std::chrono::time_point<Clock, Duration> deadline) {
+    return try_lock_for(deadline - Clock::now());
+  }
+  // unlock() undoes one lock(); the last one releases the lock to the
+  // first waiter. Throws moss::error if the calling greenlet does not hold
+  // it.
+  void unlock();
+
+  bool locked() const noexcept { return m_.locked(); }
+  bool owned_by_current() const noexcept { return m_.owned_by_current(); }
+  // level() is how many times the owner has locked it (0 when free).
+  std::size_t level() const noexcept { return count_; }
+  std::size_t waiting() const noexcept { return m_.waiting(); }
+
+ private:
+  bool relock() noexcept;
+
+  mutex m_;
+  std::size_t count_ = 0;
+};
+
+}  // namespace moss
