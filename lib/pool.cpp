@@ -1,35 +1,31 @@
-// pool.cpp: the slot accounting of moss::pool.
-//
-// used = members + reserved. A spawner that finds no free slot (or others
-// already queued) parks in slot_waiters_. A member leaving hands its slot
-// straight to the oldest waiter (reserved_ + 1) instead of freeing it, so a
-// spawner arriving in between cannot take it. A woken waiter always gets to
-// use its slot: waiter::wait returns true even if a kill arrived after the
-// wake (the kill is raised at its next wait), so a reservation is never lost.
+// pool.cpp: a pool's slots are the permits of a semaphore. A member holds
+// one from the moment it is added (group::acquire_slot) until it finishes or
+// is discarded (group::release_slot); the semaphore's FIFO hand-off keeps a
+// newcomer from taking a slot freed for a waiting spawner.
 #include <moss/pool.hpp>
 
 #include <moss/error.hpp>
 
 namespace moss {
 
-pool::pool(std::size_t size) : capacity_(size) {
+namespace {
+std::size_t checked_size(std::size_t size) {
   if (size == 0) throw moss::error("moss::pool: the size must be at least 1 (a pool of 0 could never run anything)");
+  return size;
 }
+}  // namespace
+
+pool::pool(std::size_t size) : capacity_(checked_size(size)), slots_(size) {}
 
 pool::~pool() = default;
 
 void pool::acquire_slot() {
-  if (slot_waiters_.empty() && size() + reserved_ < capacity_) return;
+  if (slots_.try_acquire()) return;
   detail::check_may_block("moss::pool::spawn");
-  detail::waiter w;
-  w.set_what("pool slot");
-  slot_waiters_.push_back(w);
-  w.wait();  // no deadline: returns woken, or throws (kill, moss::timeout)
-  --reserved_;
+  slots_.acquire();
 }
 
-void pool::release_slot() noexcept {
-  if (slot_waiters_.wake_one()) ++reserved_;
-}
+// Never throws: the semaphore is unbounded.
+void pool::release_slot() noexcept { slots_.release(); }
 
 }  // namespace moss

@@ -6,13 +6,15 @@
 //   std::vector<int> sizes = p.map(fetch, urls);   // input order
 //   for (auto& page : p.imap_unordered(fetch, urls)) use(page);  // completion order
 //
-// Slots are handed over in FIFO order: when a member finishes, the oldest
-// waiting spawn gets its slot, and a later spawn cannot take it first.
+// The slots are a moss::semaphore, so they are handed over in FIFO order:
+// when a member finishes, the oldest waiting spawn gets its slot, and a later
+// spawn cannot take it first.
 #pragma once
 
 #include <moss/detail/task_base.hpp>
 #include <moss/detail/waiter.hpp>
 #include <moss/group.hpp>
+#include <moss/semaphore.hpp>
 #include <moss/task.hpp>
 #include <moss/wait.hpp>
 
@@ -95,10 +97,7 @@ class pool : public group {
 
   std::size_t capacity() const noexcept { return capacity_; }
   // free_count() is how many tasks could be spawned now without waiting.
-  std::size_t free_count() const noexcept {
-    std::size_t used = size() + reserved_;
-    return slot_waiters_.empty() && used < capacity_ ? capacity_ - used : 0;
-  }
+  std::size_t free_count() const noexcept { return slots_.value(); }
   bool full() const noexcept { return free_count() == 0; }
 
   // map() runs f(x) for each input, at most capacity() at a time, and
@@ -152,8 +151,7 @@ class pool : public group {
 
  private:
   std::size_t capacity_;
-  std::size_t reserved_ = 0;  // slots handed to woken spawners not yet back
-  detail::waiter_list slot_waiters_;
+  semaphore slots_;  // one permit per member
 };
 
 template <class F, class Arg>
