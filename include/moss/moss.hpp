@@ -5,9 +5,14 @@
 #include <moss/error.hpp>
 #include <moss/event.hpp>
 #include <moss/greenlet.hpp>
+#include <moss/group.hpp>
 #include <moss/hub.hpp>
 #include <moss/mutex.hpp>
+#include <moss/pool.hpp>
 #include <moss/recursive_mutex.hpp>
+#include <moss/run_info.hpp>
 #include <moss/semaphore.hpp>
 #include <moss/task.hpp>
 #include <moss/time.hpp>
+#include <moss/timeout.hpp>
+#include <moss/wait.hpp>
