@@ -2,6 +2,7 @@
 #pragma once
 
 #include <moss/async_result.hpp>
+#include <moss/condition_variable.hpp>
 #include <moss/error.hpp>
 #include <moss/event.hpp>
 #include <moss/greenlet.hpp>
