@@ -9,6 +9,7 @@
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <limits>
 #include <map>
@@ -65,6 +66,20 @@ inline double min_statistic(const std::vector<double>& v) {
   return v.empty() ? 0.0 : *std::min_element(v.begin(), v.end());
 }
 
+// median() is " (median X)", or nothing for a single repetition.
+inline std::string median(const collecting_reporter::figures& f) {
+  if (std::isnan(f.median)) return {};
+  char buf[48];
+  std::snprintf(buf, sizeof buf, " (median %.1f)", f.median);
+  return buf;
+}
+inline std::string median_ratio(const collecting_reporter::figures& a, const collecting_reporter::figures& b) {
+  if (std::isnan(a.median) || std::isnan(b.median)) return {};
+  char buf[48];
+  std::snprintf(buf, sizeof buf, " (medians: %.2f)", a.median / b.median);
+  return buf;
+}
+
 inline const char* verdict(bool met) { return met ? "met" : "MISSED"; }
 
 // print_ratio() prints "what: a X ns, b Y ns, ratio R (target <= T): met".
@@ -77,8 +92,8 @@ inline bool print_ratio(const collecting_reporter& rep, const char* what, const 
   const auto* fb = rep.find(b);
   if (fa == nullptr || fb == nullptr) return true;
   double ratio = fa->min / fb->min;
-  std::printf("summary: %-28s %s %.1f ns (median %.1f), %s %.1f ns (median %.1f): ratio %.2f (median %.2f)", what,
-              a.c_str(), fa->min, fa->median, b.c_str(), fb->min, fb->median, ratio, fa->median / fb->median);
+  std::printf("summary: %-30s %s %.1f ns%s, %s %.1f ns%s: ratio %.2f%s", what, a.c_str(), fa->min, median(*fa).c_str(),
+              b.c_str(), fb->min, median(*fb).c_str(), ratio, median_ratio(*fa, *fb).c_str());
   if (target > 0) std::printf(" target <= %.2f: %s", target, verdict(ratio <= target));
   std::printf("\n");
   return target <= 0 || ratio <= target;
@@ -88,7 +103,7 @@ inline bool print_ratio(const collecting_reporter& rep, const char* what, const 
 inline bool print_absolute(const collecting_reporter& rep, const char* what, const std::string& a, double target_ns) {
   const auto* fa = rep.find(a);
   if (fa == nullptr) return true;
-  std::printf("summary: %-28s %s %.1f ns (median %.1f)", what, a.c_str(), fa->min, fa->median);
+  std::printf("summary: %-30s %s %.1f ns%s", what, a.c_str(), fa->min, median(*fa).c_str());
   if (target_ns > 0) std::printf(" target <= %.0f ns: %s", target_ns, verdict(fa->min <= target_ns));
   std::printf("\n");
   return target_ns <= 0 || fa->min <= target_ns;

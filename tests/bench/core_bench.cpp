@@ -2,7 +2,8 @@
 // in one program so that both sides see the same machine at the same time:
 //
 //   switch_round_trip   moss::greenlet::switch_to there and back, against a
-//                       bare Boost.Context fcontext jump there and back
+//                       bare Boost.Context fcontext jump there and back (and,
+//                       for context, the same jumps made two calls deep)
 //   yield_round_trip    two spawned tasks each calling moss::yield(); one
 //                       iteration is both of them yielding once
 //   spawn_join          moss::spawn([]{}).join() with a pooled stack, against
@@ -62,6 +63,35 @@ void switch_round_trip_raw_fcontext(benchmark::State& state) {
   // destroying, so freeing the stack is all the clean-up it takes.
 }
 
+// The same bare jumps, made two function calls deep on both sides as a real
+// switch is (moss: switch_to -> switch_with -> context_switch). For context:
+// jump_fcontext leaves by an indirect jmp, not ret, so each switch leaves
+// the CPU's return-address predictor one entry out of step and every return
+// made after it mispredicts. The empty asm keeps the calls from becoming
+// tail jumps.
+[[gnu::noinline]] bc::fcontext_t jump_inner(bc::fcontext_t to) {
+  bc::fcontext_t back = bc::jump_fcontext(to, nullptr).fctx;
+  asm volatile("");
+  return back;
+}
+[[gnu::noinline]] bc::fcontext_t jump_outer(bc::fcontext_t to) {
+  bc::fcontext_t back = jump_inner(to);
+  asm volatile("");
+  return back;
+}
+
+void echo_fcontext_nested(bc::transfer_t t) {
+  for (;;) t.fctx = jump_outer(t.fctx);
+}
+
+void switch_round_trip_raw_fcontext_nested(benchmark::State& state) {
+  constexpr std::size_t size = 64 * 1024;
+  auto stack = std::make_unique<char[]>(size);
+  bc::fcontext_t echo = bc::make_fcontext(stack.get() + size, size, &echo_fcontext_nested);
+  echo = jump_outer(echo);
+  for (auto _ : state) echo = jump_outer(echo);
+}
+
 // --- 2. hub yield round trip ----------------------------------------------
 
 void yield_round_trip_moss(benchmark::State& state) {
@@ -114,6 +144,7 @@ void add(const char* name, void (*fn)(benchmark::State&)) {
 int main(int argc, char** argv) {
   add("switch_round_trip/moss", &switch_round_trip_moss);
   add("switch_round_trip/raw_fcontext", &switch_round_trip_raw_fcontext);
+  add("switch_round_trip/raw_fcontext_nested", &switch_round_trip_raw_fcontext_nested);
   add("yield_round_trip/moss", &yield_round_trip_moss);
   add("spawn_join/moss", &spawn_join_moss);
   add("spawn_join/boost_fiber", &spawn_join_boost_fiber);
@@ -128,6 +159,8 @@ int main(int argc, char** argv) {
   std::printf("\nsummary: fastest repetition, CPU time per iteration\n");
   moss_bench::print_ratio(reporter, "switch_to round trip:", "switch_round_trip/moss",
                           "switch_round_trip/raw_fcontext", 1.5);
+  moss_bench::print_ratio(reporter, "switch_to vs nested fcontext:", "switch_round_trip/moss",
+                          "switch_round_trip/raw_fcontext_nested", 0);
   moss_bench::print_absolute(reporter, "yield round trip:", "yield_round_trip/moss", 40);
   moss_bench::print_absolute(reporter, "spawn+join, pooled stack:", "spawn_join/moss", 100);
   moss_bench::print_ratio(reporter, "spawn+join vs Boost.Fiber:", "spawn_join/moss", "spawn_join/boost_fiber", 0);
