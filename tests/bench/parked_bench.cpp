@@ -12,6 +12,9 @@
 //                                   far below 65530 (mprotect guards would need
 //                                   two VMAs a stack and fail near 32k tasks)
 //   page_tables_MiB                 VmPTE, kernel memory not counted in RSS
+//   stack_used_B                    how deep a parked task's stack is: the
+//                                   whole figure rests on it staying in the
+//                                   one page a task touches
 //
 // Boost.Fiber does the same with fewer fibers (its default stack has no guard
 // page; fibers park on a fibers::condition_variable), for context.
@@ -61,6 +64,7 @@ struct figures {
   std::int64_t rss_at_peak_kib = 0;
   std::int64_t pte_kib = 0;       // VmPTE with every task parked
   std::int64_t maps_at_peak = 0;
+  std::int64_t stack_used = -1;   // bytes of the first task's stack in use while parked
   double park_seconds = 0;        // spawn + run until parked, all of them
   double wake_seconds = 0;        // wake_all + join all
 };
@@ -121,6 +125,11 @@ void park_moss(figures& f) {
     f.pte_kib = status_kib("VmPTE");
     f.maps_at_peak = map_count();
     f.count = wake_up.size();
+    // A suspended greenlet's saved context sits at its stack pointer: what
+    // lies above it is the depth of a parked task, which must stay within the
+    // one page each task touches.
+    const moss::detail::greenlet_impl* first = tasks.front().base_ptr();
+    f.stack_used = (first->stack_.lo + first->stack_.size) - static_cast<const char*>(first->ctx_.fctx);
 
     start = clock_type::now();
     wake_up.wake_all();
@@ -231,6 +240,7 @@ void report(benchmark::State& state, const figures& f) {
   state.counters["rss_total_MiB"] = total / (1024.0 * 1024.0);
   state.counters["rss_per_task_B"] = total / n;
   state.counters["maps_at_peak"] = static_cast<double>(f.maps_at_peak);
+  if (f.stack_used >= 0) state.counters["stack_used_B"] = static_cast<double>(f.stack_used);
   state.counters["page_tables_MiB"] = static_cast<double>(f.pte_kib) / 1024.0;
   state.counters["park_ns_per_task"] = f.park_seconds * 1e9 / n;
   state.counters["wake_join_ns_per_task"] = f.wake_seconds * 1e9 / n;
@@ -260,6 +270,7 @@ void print_summary(const char* what, const figures& f, bool with_target) {
               static_cast<double>(f.rss_at_peak_kib - f.baseline_kib) / (1024.0 * 1024.0),
               static_cast<double>(f.pte_kib) / 1024.0, (long long)f.maps_at_peak,
               f.park_seconds * 1e9 / static_cast<double>(f.count), f.wake_seconds * 1e9 / static_cast<double>(f.count));
+  if (f.stack_used >= 0) std::printf(", %lld B of stack in use while parked", (long long)f.stack_used);
   if (with_target) std::printf("; target <= %.1f GiB: %s", target_total_gib, moss_bench::verdict(gib <= target_total_gib));
   std::printf("\n");
 }
