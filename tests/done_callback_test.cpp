@@ -200,3 +200,23 @@ TEST_F(WithHub, ATaskRefIsATypeErasedHandleToTheSameTask) {
   EXPECT_FALSE(empty);
   EXPECT_THROW(empty.join(), moss::error);
 }
+
+TEST_F(WithHub, RunEndingKillsATaskBlockedInItsDoneCallback) {
+  bool unwound = false;
+  struct guard {
+    bool* b;
+    ~guard() { *b = true; }
+  };
+  int r = moss::run([&] {
+    auto t = moss::spawn([] {});
+    t.add_done_callback([&](const moss::task<void>&) {
+      guard g{&unwound};
+      moss::sleep(10s);
+    });
+    moss::sleep(1ms);
+    return 3;
+  });
+  EXPECT_EQ(r, 3);
+  EXPECT_TRUE(unwound);
+  EXPECT_TRUE(moss::all_tasks().empty());
+}
