@@ -32,6 +32,14 @@ class fd_handler {
   ~fd_handler() = default;
 };
 
+// hub_extension: per-hub state of a layer above the hub (the dns layer's
+// c-ares channel). Destroyed with the hub: after its tasks have been reaped,
+// before its poller and timers.
+class hub_extension {
+ public:
+  virtual ~hub_extension() = default;
+};
+
 // inbox: the hub's cross-thread queue (lib/threadsafe.cpp). Other threads
 // post nodes; the hub takes them in poll_once(). The inbox and the facade it
 // holds are never freed: another thread may keep a moss::hub& after this
@@ -128,6 +136,9 @@ class hub_core {
   std::size_t keepalive = 0;
   std::size_t parked = 0;     // greenlets inside waiter::wait()
   greenlet_impl* last_parked = nullptr;
+  // The dns layer's state (lib/resolver_ares.cpp), made on first lookup.
+  // Declared after timers and events, so it is destroyed before them.
+  std::unique_ptr<hub_extension> dns;
 
   // shutdown() stops the loop; called from the thread's main greenlet.
   void shutdown();

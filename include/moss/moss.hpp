@@ -3,6 +3,7 @@
 
 #include <moss/async_result.hpp>
 #include <moss/condition_variable.hpp>
+#include <moss/dns.hpp>
 #include <moss/error.hpp>
 #include <moss/event.hpp>
 #include <moss/greenlet.hpp>
