@@ -11,6 +11,7 @@
 #include <moss/hub.hpp>
 #include <moss/mutex.hpp>
 #include <moss/pool.hpp>
+#include <moss/queue.hpp>
 #include <moss/recursive_mutex.hpp>
 #include <moss/run_info.hpp>
 #include <moss/semaphore.hpp>
