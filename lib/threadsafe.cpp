@@ -6,7 +6,7 @@
 // thread); a node is either dispatched on the hub's thread exactly once or
 // deleted without running; the eventfd is written only while the hub may be
 // blocked in the poller, and only by the first producer to see that.
-#include <moss/hub.hpp>
+#include <moss/threadsafe.hpp>
 
 #include "hub.hpp"
 

@@ -1,13 +1,16 @@
 // threadsafe_test: handing work to a hub from other threads —
 // hub::call_threadsafe, spawn_threadsafe, stopped hubs, and the seed's loop
 // running forever on a second thread.
+#include <moss/async_result.hpp>
 #include <moss/detail/waiter.hpp>
 #include <moss/moss.hpp>
+#include <moss/threadsafe.hpp>
 
 #include "hub.hpp"
 #include "leak_check.hpp"
 
 #include <atomic>
+#include <future>
 #include <memory>
 #include <string>
 #include <thread>
@@ -131,4 +134,96 @@ TEST_F(WithHub, AnExceptionFromAPostedFunctionIsReportedLikeATasks) {
   moss::sleep(1ms);
   std::string err = testing::internal::GetCapturedStderr();
   EXPECT_NE(err.find("posted boom"), std::string::npos) << err;
+}
+
+TEST_F(WithHub, SpawnThreadsafeRunsATaskOnTheHubAndAPlainThreadGetsItsValue) {
+  moss::hub& h = moss::hub::current();
+  int got = 0;
+  std::thread::id ran_on;
+  std::thread client([&] {
+    auto r = moss::spawn_threadsafe(h, [&](int x) {
+      moss::sleep(1ms);  // a real task: it may wait
+      ran_on = std::this_thread::get_id();
+      return x * 2;
+    }, 21);
+    got = r.get();  // no hub on this thread: blocks it
+  });
+  // This greenlet waits on a timer meanwhile, so the hub runs the task.
+  for (int i = 0; i < 1000 && got == 0; ++i) moss::sleep(5ms);
+  client.join();
+  EXPECT_EQ(got, 42);
+  EXPECT_EQ(ran_on, std::this_thread::get_id());
+}
+
+TEST_F(WithHub, SpawnThreadsafeResultCarriesTheTasksException) {
+  auto r = moss::spawn_threadsafe(moss::hub::current(), [] { throw std::logic_error("remote boom"); });
+  EXPECT_THROW(r.get(), std::logic_error);
+}
+
+TEST_F(WithHub, SpawnThreadsafeOntoAStoppedHubIsAnError) {
+  moss::hub* h = stopped_hub();
+  std::string what = message_of([&] { moss::spawn_threadsafe(*h, [] { return 1; }); });
+  EXPECT_NE(what.find("spawn_threadsafe onto a stopped hub"), std::string::npos) << what;
+}
+
+TEST_F(WithHub, SpawnThreadsafeWorkLeftQueuedWhenTheHubStopsFailsItsResult) {
+  std::promise<moss::hub*> hub_p;
+  std::promise<void> release;
+  std::thread owner([&] {
+    hub_p.set_value(&moss::hub::current());
+    release.get_future().wait();  // the hub never runs; the thread then ends
+  });
+  moss::hub& h = *hub_p.get_future().get();
+  auto r = moss::spawn_threadsafe(h, [] { return 1; });
+  release.set_value();
+  owner.join();
+  std::string what = message_of([&] { r.get(); });
+  EXPECT_NE(what.find("stopped before running"), std::string::npos) << what;
+}
+
+// The seed: a loop runs forever on a second thread; the main thread feeds it
+// blocking functions with call_threadsafe (they run one after another, in
+// order) and tasks with spawn_threadsafe (they sleep concurrently), then
+// stops it. Times are the seed's seconds as tens of milliseconds.
+TEST_F(WithHub, ALoopRunningForeverOnASecondThreadTakesWorkFromTheMainThread) {
+  std::promise<moss::hub*> loop_p;
+  moss::async_result<void> stop;
+  std::thread loop_thread([&loop_p, stop] {
+    moss::run([&] {
+      loop_p.set_value(&moss::hub::current());
+      stop.get();  // waits until the main thread says stop; the hub serves work meanwhile
+    });
+  });
+  moss::hub& loop = *loop_p.get_future().get();
+
+  auto order = std::make_shared<std::vector<int>>();
+  std::promise<void> both_ran;
+  auto do_some_thing = [order](int x) {
+    std::this_thread::sleep_for(x * 10ms);  // blocking, as in the seed
+    order->push_back(x);
+  };
+  loop.call_threadsafe([=] { do_some_thing(3); });
+  loop.call_threadsafe([=, &both_ran] {
+    do_some_thing(5);
+    both_ran.set_value();
+  });
+  both_ran.get_future().wait();
+  EXPECT_EQ(*order, (std::vector<int>{3, 5}));
+
+  auto t0 = std::chrono::steady_clock::now();
+  auto a = moss::spawn_threadsafe(loop, [](int x) { moss::sleep(x * 60ms); return x; }, 3);
+  auto b = moss::spawn_threadsafe(loop, [](int x) { moss::sleep(x * 60ms); return x; }, 5);
+  EXPECT_EQ(a.get(), 3);  // this greenlet waits cooperatively on its own hub
+  EXPECT_EQ(b.get(), 5);
+  auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_GE(took, 300ms);
+  EXPECT_LT(took, 480ms) << "the two tasks did not sleep concurrently";
+
+  auto unfinished = moss::spawn_threadsafe(loop, [] { moss::sleep(60s); });
+  moss::sleep(10ms);
+  stop.set();
+  loop_thread.join();
+  EXPECT_TRUE(loop.stopped());
+  EXPECT_THROW(unfinished.get(), moss::greenlet_exit) << "a task left running when the loop closed is killed";
+  EXPECT_THROW(moss::spawn_threadsafe(loop, [] {}), moss::error);
 }
