@@ -11,6 +11,7 @@
 
 #include <moss/error.hpp>
 
+#include <algorithm>
 #include <string>
 
 namespace moss::detail {
@@ -28,7 +29,9 @@ std::size_t completion_set::add(task_base* t) {
   if (t->owner_ != this_thread_if_any())
     throw moss::error(std::string(op_) + ": task \"" + t->name() +
                       "\" belongs to another thread's hub; use spawn_threadsafe to wait across threads");
-  finished_.reserve(hooks_.size() + 1);
+  // Hooks push_back into finished_ and must never allocate: keep room for
+  // every task added, growing geometrically (reserve(n) is exact).
+  if (finished_.capacity() < hooks_.size() + 1) finished_.reserve(std::max<std::size_t>(16, 2 * finished_.capacity()));
   hook& h = hooks_.emplace_back();
   h.set = this;
   h.task = t;
