@@ -2,6 +2,7 @@
 #pragma once
 
 #include <moss/async_result.hpp>
+#include <moss/channel.hpp>
 #include <moss/condition_variable.hpp>
 #include <moss/dns.hpp>
 #include <moss/error.hpp>
