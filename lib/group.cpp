@@ -1,6 +1,8 @@
 // group.cpp: members are nodes of an intrusive list, each a done_hook on its
 // task holding a reference to it. When the task finishes the hook removes
-// and frees its node (on the finishing greenlet; nothing here blocks).
+// and frees its node (on the finishing greenlet; nothing here blocks). A
+// member is found from its task's hooks, so membership tests cost O(hooks
+// on that task), not O(members).
 #include <moss/group.hpp>
 
 #include "greenlet.hpp"
@@ -64,9 +66,12 @@ void group::remove(member* m) noexcept {
   if (size_ == 0) empty_waiters_.wake_all();
 }
 
+// Through the task's own hooks (a handful), not the group's members: adding
+// n tasks stays linear.
 group::member* group::find(const detail::task_base* t) const noexcept {
-  for (member* m = head_; m != nullptr; m = m->next)
-    if (m->task.base_ptr() == t) return m;
+  if (t == nullptr) return nullptr;
+  for (detail::done_hook* h = t->first_hook(); h != nullptr; h = h->next_hook())
+    if (auto* m = dynamic_cast<member*>(h); m != nullptr && m->owner == this) return m;
   return nullptr;
 }
 

@@ -157,3 +157,19 @@ TEST_F(WithHub, AMemberKillingItsGroupIsKilledLast) {
   EXPECT_TRUE(killer.killed());
   EXPECT_TRUE(g.empty());
 }
+
+TEST_F(WithHub, AddingAHundredThousandTasksTakesLinearTime) {
+  constexpr int n = 100'000;
+  std::vector<moss::task<void>> ts;
+  ts.reserve(n);
+  for (int i = 0; i < n; ++i) ts.push_back(moss::spawn([] { moss::sleep(1ms); }));
+  moss::group g;
+  auto t0 = std::chrono::steady_clock::now();
+  for (auto& t : ts) g.add(t);
+  for (auto& t : ts) EXPECT_TRUE(g.contains(t));
+  auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_EQ(g.size(), static_cast<std::size_t>(n));
+  // Linear is milliseconds; a scan of the members per add takes many seconds.
+  EXPECT_LT(took, 1500ms);
+  g.join();
+}

@@ -53,6 +53,8 @@ class done_hook {
   void attach(task_base& t) noexcept;
   void detach() noexcept;
   bool attached() const noexcept { return task_ != nullptr; }
+  // next_hook() walks the hooks of the same task (task_base::first_hook()).
+  done_hook* next_hook() const noexcept { return next_; }
 
  protected:
   ~done_hook() { detach(); }
@@ -99,6 +101,7 @@ class task_base : public greenlet_impl {
   bool killed() const noexcept { return killed_; }
   bool in_callbacks() const noexcept { return in_callbacks_; }
   bool starts_later() const noexcept { return start_.armed(); }
+  done_hook* first_hook() const noexcept { return hooks_; }
   std::exception_ptr error() const noexcept { return error_; }
   void rethrow_if_failed() const;
   // spawn_site() names the spawned function's type, for format_run_info().
