@@ -28,6 +28,8 @@
 #include <moss/task.hpp>
 #include <moss/time.hpp>
 
+#include "stack.hpp"
+
 #include <boost/fiber/all.hpp>
 
 #include <benchmark/benchmark.h>
@@ -65,6 +67,7 @@ struct figures {
   std::int64_t pte_kib = 0;       // VmPTE with every task parked
   std::int64_t maps_at_peak = 0;
   std::int64_t stack_used = -1;   // bytes of the first task's stack in use while parked
+  char guard[16] = "none";        // how moss made the guard pages
   double park_seconds = 0;        // spawn + run until parked, all of them
   double wake_seconds = 0;        // wake_all + join all
 };
@@ -136,6 +139,7 @@ void park_moss(figures& f) {
     for (auto& t : tasks) t.join();
     f.wake_seconds = seconds_since(start);
   });
+  std::snprintf(f.guard, sizeof f.guard, "%s", moss::detail::guard_mode());
   f.ok = f.count == moss_tasks;
   if (!f.ok) std::snprintf(f.error, sizeof f.error, "only %llu of %zu tasks were parked", (unsigned long long)f.count, moss_tasks);
 }
@@ -270,7 +274,8 @@ void print_summary(const char* what, const figures& f, bool with_target) {
               static_cast<double>(f.rss_at_peak_kib - f.baseline_kib) / (1024.0 * 1024.0),
               static_cast<double>(f.pte_kib) / 1024.0, (long long)f.maps_at_peak,
               f.park_seconds * 1e9 / static_cast<double>(f.count), f.wake_seconds * 1e9 / static_cast<double>(f.count));
-  if (f.stack_used >= 0) std::printf(", %lld B of stack in use while parked", (long long)f.stack_used);
+  if (f.stack_used >= 0)
+    std::printf(", %lld B of stack in use while parked, guard pages by %s", (long long)f.stack_used, f.guard);
   if (with_target) std::printf("; target <= %.1f GiB: %s", target_total_gib, moss_bench::verdict(gib <= target_total_gib));
   std::printf("\n");
 }
