@@ -10,6 +10,7 @@
 #include <moss/greenlet.hpp>
 #include <moss/group.hpp>
 #include <moss/hub.hpp>
+#include <moss/io.hpp>
 #include <moss/mutex.hpp>
 #include <moss/pool.hpp>
 #include <moss/queue.hpp>
