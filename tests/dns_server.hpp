@@ -100,6 +100,8 @@ class dns_server {
   }
   // set_delay() delays every answer sent from now on.
   void set_delay(std::chrono::milliseconds d) { delay_ms_ = static_cast<int>(d.count()); }
+  // set_tcp_delay() delays answers sent over TCP by d instead.
+  void set_tcp_delay(std::chrono::milliseconds d) { tcp_delay_ms_ = static_cast<int>(d.count()); }
   std::size_t queries() const { return queries_; }
   std::size_t tcp_queries() const { return tcp_queries_; }
 
@@ -281,7 +283,7 @@ class dns_server {
   }
 
   void reply(pending m) {
-    int d = delay_ms_;
+    int d = m.tcp_fd >= 0 && tcp_delay_ms_ >= 0 ? tcp_delay_ms_.load() : delay_ms_.load();
     if (d <= 0) return send_now(m);
     delayed_.emplace(clock::now() + std::chrono::milliseconds(d), std::move(m));
   }
@@ -360,6 +362,7 @@ class dns_server {
   int port_ = 0;
   std::atomic<bool> stop_{false};
   std::atomic<int> delay_ms_{0};
+  std::atomic<int> tcp_delay_ms_{-1};  // -1: as delay_ms_
   std::atomic<std::size_t> queries_{0}, tcp_queries_{0};
   std::mutex mu_;
   std::map<std::string, entry> zone_;

@@ -283,6 +283,7 @@ TEST_F(WithDnsServer, NumericHostsAndNullNodesNeverTouchTheNetwork) {
 }
 
 TEST_F(WithDnsServer, ThousandLookupsFromThousandGreenletsRunConcurrently) {
+  use(server(), 2s, 1);
   server().set_delay(100ms);
   constexpr int n = 1000;
   std::vector<moss::task<int>> tasks;
@@ -311,6 +312,33 @@ TEST_F(WithDnsServer, ThousandLookupsFromThousandGreenletsRunConcurrently) {
   // One at a time this would take n * 100 ms = 100 s.
   EXPECT_LT(elapsed, 2s) << std::chrono::duration<double>(elapsed).count() << " s";
   EXPECT_EQ(moss::detail::dns::ares_in_flight(), 0u);
+}
+
+TEST_F(WithDnsServer, TruncatedAnswersQueuedOnAnOpenTcpConnectionAreSent) {
+  // The second lookup's truncated UDP answer comes while the first one's TCP
+  // query is still out, so c-ares queues it on the connected socket, which
+  // is already writable: the poller may report no new edge before the first
+  // TCP answer, 1 s later, and the second query would time out meanwhile.
+  use(server(), 1500ms, 1);
+  server().set_delay(100ms);
+  server().set_tcp_delay(1s);
+  auto lookup = [] {
+    addrinfo hints{};
+    hints.ai_family = AF_INET;
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* res = nullptr;
+    int rc = moss::dns::getaddrinfo("big.test", nullptr, &hints, &res);
+    int n = 0;
+    for (addrinfo* p = res; rc == 0 && p != nullptr; p = p->ai_next) ++n;
+    if (rc == 0) moss::dns::freeaddrinfo(res);
+    return rc == 0 ? n : rc;
+  };
+  auto first = moss::spawn(lookup);
+  moss::sleep(50ms);
+  auto second = moss::spawn(lookup);
+  EXPECT_EQ(first.get(), 40);
+  EXPECT_EQ(second.get(), 40);
+  EXPECT_EQ(server().tcp_queries(), 2u);
 }
 
 TEST_F(WithDnsServer, NxdomainGivesEaiNonameAndHostNotFound) {
@@ -354,6 +382,7 @@ TEST_F(WithDnsServer, SilentServerGivesEaiAgainWithinTheConfiguredTimeout) {
 
 TEST_F(WithDnsServer, LookupWaitsInsteadOfRaisingLoopExit) {
   // Nothing else runs on the hub: only the pending lookup can wake us.
+  use(server(), 2s, 1);
   server().set_delay(200ms);
   addrinfo* res = nullptr;
   ASSERT_EQ(moss::dns::getaddrinfo("v4only.test", nullptr, nullptr, &res), 0);
@@ -361,6 +390,7 @@ TEST_F(WithDnsServer, LookupWaitsInsteadOfRaisingLoopExit) {
 }
 
 TEST_F(WithDnsServer, OtherGreenletsRunWhileALookupWaits) {
+  use(server(), 2s, 1);
   server().set_delay(300ms);
   int ticks = 0;
   auto ticker = moss::spawn([&] {
@@ -559,6 +589,7 @@ TEST_F(WithDnsServer, GethostbyaddrAndGetnameinfoMatchGlibc) {
 TEST_F(WithDnsServer, ConfigureSwitchesServersWhileOldLookupsFinish) {
   dns_server other;
   other.add_a("a.test", "10.7.7.7");
+  use(server(), 2s, 1);
   server().set_delay(200ms);
   auto first = moss::spawn([] {
     addrinfo hints{};
