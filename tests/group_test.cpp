@@ -13,16 +13,21 @@ using moss_test::WithHub;
 
 TEST_F(WithHub, AGroupTracksItsTasksUntilTheyFinish) {
   moss::group g;
+  bool release_b = false;
   auto a = g.spawn([] {
     moss::sleep(5ms);
     return 1;
   });
-  auto b = g.spawn([](int x) { moss::sleep(10ms); return x; }, 2);
+  auto b = g.spawn([&](int x) {
+    while (!release_b) moss::sleep(1ms);
+    return x;
+  }, 2);
   EXPECT_EQ(g.size(), 2u);
   EXPECT_TRUE(g.contains(a));
   a.join();
   EXPECT_EQ(g.size(), 1u);  // a left by itself
   EXPECT_FALSE(g.contains(a));
+  release_b = true;
   g.join();
   EXPECT_TRUE(g.empty());
   EXPECT_EQ(b.get(), 2);

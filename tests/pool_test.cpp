@@ -168,14 +168,15 @@ TEST_F(WithHub, ImapUnorderedYieldsInCompletionOrderWithinTheLimit) {
   std::vector<int> got;
   for (int v : p.imap_unordered([&](int v) {
          peak = std::max(peak, ++running);
-         moss::sleep(v * 3ms);
+         moss::sleep(v * 10ms);
          --running;
          return v;
        }, std::vector<int>{6, 1, 5, 2, 4, 3}))
     got.push_back(v);
   EXPECT_EQ(got.size(), 6u);
   EXPECT_EQ(peak, 3);
-  // 6, 1, 5 start; 1 finishes first, then 2 (started at 3 ms, done at 9 ms).
+  // 6, 1, 5 start; 1 finishes first, then 2 (started at 10 ms, done at 30 ms,
+  // before 5 at 50 ms).
   EXPECT_EQ(got[0], 1);
   EXPECT_EQ(got[1], 2);
   std::vector<int> sorted = got;
