@@ -140,6 +140,10 @@ class async_result {
   // In a greenlet the hub keeps running others while it waits; on a thread
   // without a hub it blocks the thread. Throws moss::error on the hub
   // greenlet while the result is pending (the hub must not wait).
+  // While a greenlet waits, its hub counts the result as something that
+  // can still wake it (another thread may set it), so the hub blocks rather
+  // than raise moss::loop_exit — unless the waiter's handle is the only one
+  // left, when nobody can ever set it.
   std::add_lvalue_reference_t<T> get() const {
     if (!s_->ready()) s_->wait_until(detail::no_deadline, "async_result::get()");
     return value();
