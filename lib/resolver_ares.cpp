@@ -534,6 +534,73 @@ struct addrinfo_list {
   }
 };
 
+// triple: what one address expands to in getaddrinfo's list.
+struct triple {
+  int socktype;
+  int protocol;
+  int port_be;
+};
+
+// shape_of() asks libc to check the arguments glibc checks before any
+// lookup, and for the triples of one address: the entries of the first
+// family libc gives for a stand-in host. Without a service, the stand-in is
+// a literal address (a numeric stand-in service would drop the SOCK_RAW
+// entries glibc gives). For no service or a numeric one the answer depends
+// on nothing but the arguments, so it is kept per thread; a named service
+// goes to libc each time, as /etc/services may change.
+int shape_of(const char* service, const addrinfo& h, std::vector<triple>& out) {
+  struct key {
+    std::string service;
+    bool has_service;
+    int family, socktype, protocol, flags;
+    bool operator==(const key&) const = default;
+  };
+  struct entry {
+    key k;
+    int rc;
+    std::vector<triple> shape;
+  };
+  thread_local std::vector<entry> cache;
+  constexpr std::size_t cache_size = 32;
+
+  int flags = (h.ai_flags & ~(AI_CANONNAME | AI_ADDRCONFIG)) | AI_PASSIVE;
+  bool cacheable = service == nullptr ||
+                   (*service != '\0' && std::all_of(service, service + std::strlen(service), [](char c) { return c >= '0' && c <= '9'; }));
+  key k{service != nullptr ? service : "", service != nullptr, h.ai_family, h.ai_socktype, h.ai_protocol, flags};
+  if (cacheable)
+    for (const entry& e : cache)
+      if (e.k == k) {
+        out = e.shape;
+        return e.rc;
+      }
+
+  addrinfo th{};
+  th.ai_flags = flags;
+  th.ai_family = h.ai_family;
+  th.ai_socktype = h.ai_socktype;
+  th.ai_protocol = h.ai_protocol;
+  addrinfo_list got;
+  int rc;
+  if (service != nullptr) {
+    rc = libc::getaddrinfo(nullptr, service, &th, &got.head);
+  } else {
+    th.ai_flags |= AI_NUMERICHOST;
+    rc = libc::getaddrinfo(h.ai_family == AF_INET6 ? "::" : "0.0.0.0", nullptr, &th, &got.head);
+  }
+  out.clear();
+  if (rc == 0) {
+    int first = got.head->ai_family;
+    for (addrinfo* p = got.head; p != nullptr && p->ai_family == first; p = p->ai_next)
+      out.push_back({p->ai_socktype, p->ai_protocol, reinterpret_cast<const sockaddr_in*>(p->ai_addr)->sin_port});
+  }
+  // EAI_SYSTEM and EAI_MEMORY describe this call, not the arguments.
+  if (cacheable && rc != EAI_SYSTEM && rc != EAI_MEMORY) {
+    if (cache.size() == cache_size) cache.erase(cache.begin());
+    cache.push_back({std::move(k), rc, out});
+  }
+  return rc;
+}
+
 int ares_getaddrinfo_impl(const char* node, const char* service, const addrinfo* hints, addrinfo** res) {
   // glibc's defaults when hints is null.
   addrinfo defaults{};
@@ -556,21 +623,8 @@ int ares_getaddrinfo_impl(const char* node, const char* service, const addrinfo*
 
   // libc checks flags, family, socket type, protocol and service, and gives
   // the (socket type, protocol, port) triples each address expands to.
-  addrinfo_list shape;
-  addrinfo th{};
-  th.ai_flags = (h.ai_flags & ~(AI_CANONNAME | AI_ADDRCONFIG)) | AI_PASSIVE;
-  th.ai_family = h.ai_family;
-  th.ai_socktype = h.ai_socktype;
-  th.ai_protocol = h.ai_protocol;
-  int rc;
-  if (service != nullptr) {
-    rc = libc::getaddrinfo(nullptr, service, &th, &shape.head);
-  } else {
-    // Without a service, ask about a literal address instead: a numeric
-    // stand-in service would drop the SOCK_RAW entries glibc gives.
-    th.ai_flags |= AI_NUMERICHOST;
-    rc = libc::getaddrinfo(h.ai_family == AF_INET6 ? "::" : "0.0.0.0", nullptr, &th, &shape.head);
-  }
+  std::vector<triple> shape;
+  int rc = shape_of(service, h, shape);
   if (rc != 0) return rc;
 
   // AI_ADDRCONFIG: the families this host has addresses of, as libc sees them.
@@ -620,14 +674,11 @@ int ares_getaddrinfo_impl(const char* node, const char* service, const addrinfo*
   }
   if (found.empty()) return EAI_NODATA;
 
-  // The shape of one address: the entries of the first family libc gave.
-  int shape_family = shape.head->ai_family;
   addrinfo_list out;
   addrinfo** tail = &out.head;
   for (const found_addr& a : found) {
-    for (addrinfo* s = shape.head; s != nullptr && s->ai_family == shape_family; s = s->ai_next) {
-      int port = reinterpret_cast<const sockaddr_in*>(s->ai_addr)->sin_port;  // same offset in sockaddr_in6
-      addrinfo* e = addrinfo_entry(a.family, a.bytes.data(), s->ai_socktype, s->ai_protocol, port, h.ai_flags);
+    for (const triple& t : shape) {
+      addrinfo* e = addrinfo_entry(a.family, a.bytes.data(), t.socktype, t.protocol, t.port_be, h.ai_flags);
       if (e == nullptr) return EAI_MEMORY;
       *tail = e;
       tail = &e->ai_next;

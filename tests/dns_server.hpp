@@ -16,8 +16,10 @@
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cctype>
 #include <chrono>
@@ -266,7 +268,8 @@ class dns_server {
     return true;
   }
 
-  void send_now(const pending& m) {
+  // send_now() sends a TCP answer at once and queues a UDP one for flush().
+  void send_now(pending m) {
     if (m.tcp_fd >= 0) {
       std::string framed;
       put16(framed, static_cast<unsigned>(m.bytes.size()));
@@ -279,16 +282,42 @@ class dns_server {
       }
       return;
     }
-    ::sendto(udp_, m.bytes.data(), m.bytes.size(), 0, reinterpret_cast<const sockaddr*>(&m.to), sizeof m.to);
+    outbox_.push_back(std::move(m));
+  }
+
+  // flush() sends the queued UDP answers, many per system call.
+  void flush() {
+    constexpr std::size_t batch = 64;
+    for (std::size_t start = 0; start < outbox_.size(); start += batch) {
+      std::size_t n = std::min(batch, outbox_.size() - start);
+      mmsghdr msgs[batch] = {};
+      iovec iov[batch];
+      for (std::size_t i = 0; i < n; ++i) {
+        pending& m = outbox_[start + i];
+        iov[i] = {m.bytes.data(), m.bytes.size()};
+        msgs[i].msg_hdr.msg_iov = &iov[i];
+        msgs[i].msg_hdr.msg_iovlen = 1;
+        msgs[i].msg_hdr.msg_name = &m.to;
+        msgs[i].msg_hdr.msg_namelen = sizeof m.to;
+      }
+      for (std::size_t sent = 0; sent < n;) {
+        int r = ::sendmmsg(udp_, msgs + sent, static_cast<unsigned>(n - sent), 0);
+        if (r <= 0) break;  // a full buffer: the client retries, as over a real network
+        sent += static_cast<std::size_t>(r);
+      }
+    }
+    outbox_.clear();
   }
 
   void reply(pending m) {
     int d = m.tcp_fd >= 0 && tcp_delay_ms_ >= 0 ? tcp_delay_ms_.load() : delay_ms_.load();
-    if (d <= 0) return send_now(m);
+    if (d <= 0) return send_now(std::move(m));
     delayed_.emplace(clock::now() + std::chrono::milliseconds(d), std::move(m));
   }
 
   void serve() {
+    constexpr std::size_t batch = 64;
+    static thread_local unsigned char bufs[batch][1024];
     unsigned char buf[4096];
     std::string out;
     while (!stop_) {
@@ -302,20 +331,33 @@ class dns_server {
       ::poll(fds.data(), fds.size(), timeout);
       auto now = clock::now();
       while (!delayed_.empty() && delayed_.begin()->first <= now) {
-        send_now(delayed_.begin()->second);
+        send_now(std::move(delayed_.begin()->second));
         delayed_.erase(delayed_.begin());
       }
-      for (;;) {  // every datagram waiting
-        pending m;
-        socklen_t len = sizeof m.to;
-        ssize_t r = ::recvfrom(udp_, buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&m.to), &len);
-        if (r < 0) break;
-        ++queries_;
-        if (answer(buf, static_cast<std::size_t>(r), false, out)) {
-          m.bytes = out;
-          reply(std::move(m));
+      for (;;) {  // every datagram waiting, many per system call
+        mmsghdr msgs[batch] = {};
+        iovec iov[batch];
+        sockaddr_in from[batch];
+        for (std::size_t i = 0; i < batch; ++i) {
+          iov[i] = {bufs[i], sizeof bufs[i]};
+          msgs[i].msg_hdr.msg_iov = &iov[i];
+          msgs[i].msg_hdr.msg_iovlen = 1;
+          msgs[i].msg_hdr.msg_name = &from[i];
+          msgs[i].msg_hdr.msg_namelen = sizeof from[i];
+        }
+        int got = ::recvmmsg(udp_, msgs, batch, MSG_DONTWAIT, nullptr);
+        if (got <= 0) break;
+        for (int i = 0; i < got; ++i) {
+          ++queries_;
+          if (answer(bufs[i], msgs[i].msg_len, false, out)) {
+            pending m;
+            m.to = from[i];
+            m.bytes = out;
+            reply(std::move(m));
+          }
         }
       }
+      flush();
       for (;;) {
         int c = ::accept4(tcp_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (c < 0) break;
@@ -367,6 +409,7 @@ class dns_server {
   std::mutex mu_;
   std::map<std::string, entry> zone_;
   std::multimap<clock::time_point, pending> delayed_;  // touched by the server thread only
+  std::vector<pending> outbox_;                        // UDP answers due now
   std::vector<conn> conns_;
   std::thread thread_;
 };

@@ -240,7 +240,11 @@ TEST_F(WithDnsServer, GetaddrinfoMatchesGlibcFieldByField) {
     for (std::size_t i = 0; i < cases.size(); ++i) expected[i] = run_gai(true, cases[i]);
   });
   std::size_t before = server().queries();
-  for (std::size_t i = 0; i < cases.size(); ++i) EXPECT_EQ(run_gai(false, cases[i]), expected[i]) << label(cases[i]);
+  // Twice: the second pass reuses what the first learnt from libc about
+  // each argument combination.
+  for (int pass = 0; pass < 2; ++pass)
+    for (std::size_t i = 0; i < cases.size(); ++i)
+      EXPECT_EQ(run_gai(false, cases[i]), expected[i]) << label(cases[i]) << " pass " << pass;
   EXPECT_GT(server().queries(), before) << "moss asked the test server";
   EXPECT_GT(server().tcp_queries(), 0u) << "the truncated answer was fetched over TCP";
 }
