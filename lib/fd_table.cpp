@@ -175,10 +175,13 @@ void fd_table::closing(int fd, bool deregister) noexcept {
 // ---- the table -------------------------------------------------------------
 
 fd_table::fd_table(hub_core& h)
-    : hub_(h), thread_(h.thread()), hub_greenlet_(h.hub_greenlet()), facade_(&h.facade()) {}
+    : hub_(h), thread_(h.thread()), hub_greenlet_(h.hub_greenlet()), facade_(&h.facade()) {
+  live_.fetch_add(1, std::memory_order_relaxed);
+}
 
 fd_table::~fd_table() {
   for (fd_record* c : chunks_) delete[] c;
+  live_.fetch_sub(1, std::memory_order_relaxed);
 }
 
 fd_table* fd_table::make() noexcept {

@@ -208,6 +208,8 @@ class fd_table {
   void refresh(int fd) noexcept;
 
   hub_core& hub() const noexcept { return hub_; }
+  // live_tables() counts tables not yet freed, in the process (leak checks).
+  static std::size_t live_tables() noexcept { return live_.load(std::memory_order_relaxed); }
   std::size_t parked() const noexcept { return parked_; }
 
   // The process-wide state. fd must be >= 0.
@@ -262,6 +264,7 @@ class fd_table {
 
   static inline constinit std::atomic<fd_global*> globals_[1u << (31 - global_chunk_bits)] = {};
   static inline constinit std::atomic<std::uint32_t> settings_epoch_{1};
+  static inline constinit std::atomic<std::size_t> live_{0};
   static inline constinit thread_local fd_table* tls_table_ = nullptr;
   static thread_local holder holder_;
 };

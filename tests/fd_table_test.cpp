@@ -292,6 +292,7 @@ TEST_F(WithHub, AFdClosedBehindMossBackIsNotTrustedWhenItsNumberComesBack) {
 TEST_F(WithHub, AThreadThatExitsWithATaskParkedOnAFdCleansUp) {
   sock_pair s;
   std::atomic<bool> killed{false};
+  std::size_t tables = fd_table::live_tables();
   std::thread t([&] {
     moss::spawn([&] {
       struct mark {
@@ -305,6 +306,7 @@ TEST_F(WithHub, AThreadThatExitsWithATaskParkedOnAFdCleansUp) {
   });
   t.join();
   EXPECT_TRUE(killed);
+  EXPECT_EQ(fd_table::live_tables(), tables);  // freed, not leaked
   // Its hub is gone, with its epoll: a close here has nobody to tell.
   moss::io::close(std::exchange(s.a, -1));
 }
