@@ -26,6 +26,7 @@ namespace detail {
 
 void sleep_until(time_point deadline) {
   waiter w;
+  w.set_what("sleep");
   w.wait(deadline);
 }
 
