@@ -315,7 +315,7 @@ void fd_table::refresh(int fd) noexcept {
 
 bool fd_table::load_flags(fd_record& r, int fd) noexcept {
   errno_guard keep;
-  std::uint32_t epoch = settings_epoch();  // before the call: a change racing with it is seen next time
+  std::uint32_t epoch = flags_epoch();  // before the call: a change racing with it is seen next time
   int fl = sys::fcntl(fd, F_GETFL);
   if (fl < 0) return false;  // the call itself will report the bad fd
   r.nonblocking = (fl & O_NONBLOCK) != 0;
@@ -325,9 +325,9 @@ bool fd_table::load_flags(fd_record& r, int fd) noexcept {
 
 time_point fd_table::deadline_for(fd_record& r, int fd, direction dir) noexcept {
   if (r.kind != fd_kind::socket) return no_deadline;
-  if (r.timeo_epoch != settings_epoch()) {
+  if (r.timeo_epoch != timeo_epoch()) {
     errno_guard keep;
-    std::uint32_t epoch = settings_epoch();
+    std::uint32_t epoch = timeo_epoch();
     auto load = [fd](int opt) -> std::chrono::nanoseconds {
       timeval tv{};
       socklen_t len = sizeof tv;

@@ -4,8 +4,8 @@
 // levels:
 //  - per process, one word pair per fd: a generation, bumped whenever the fd
 //    is closed, replaced or forgotten, and the number of hubs that have it
-//    registered with their epoll; plus one "settings epoch" for all fds,
-//    bumped when a user's O_NONBLOCK or socket timeout changes;
+//    registered with their epoll; plus two epochs for all fds, bumped when
+//    a user's O_NONBLOCK or a socket timeout changes;
 //  - per hub (one per OS thread), an fd_table: an array of fd_records indexed
 //    by fd, in chunks that never move (a record's address is its epoll tag).
 //
@@ -104,8 +104,8 @@ class fd_record final : public fd_handler {
   tri nowait_write = tri::unknown;  // pwritev2(RWF_NOWAIT) works on this fd
   tri stream = tri::unknown;        // a SOCK_STREAM socket (for MSG_WAITALL)
   bool nonblocking = false;         // the user's O_NONBLOCK, valid if flags_epoch is current
-  std::uint32_t flags_epoch = 0;    // 0: never read
-  std::uint32_t timeo_epoch = 0;
+  std::uint32_t flags_epoch = 0;    // fd_table::flags_epoch() when read; 0: never
+  std::uint32_t timeo_epoch = 0;    // fd_table::timeo_epoch() when read; 0: never
   std::chrono::nanoseconds rcvtimeo{0};  // SO_RCVTIMEO; 0: none
   std::chrono::nanoseconds sndtimeo{0};  // SO_SNDTIMEO; 0: none
 };
@@ -163,7 +163,7 @@ class fd_table {
   // nonblocking() is the user's O_NONBLOCK for fd, read with F_GETFL when
   // the cached value is stale. Preserves errno.
   bool nonblocking(fd_record& r, int fd) noexcept {
-    if (r.flags_epoch == settings_epoch()) [[likely]]
+    if (r.flags_epoch == flags_epoch()) [[likely]]
       return r.nonblocking;
     return load_flags(r, fd);
   }
@@ -217,10 +217,13 @@ class fd_table {
     const fd_global* c = globals_[static_cast<unsigned>(fd) >> global_chunk_bits].load(std::memory_order_acquire);
     return c != nullptr ? c[fd & (global_chunk_size - 1)].gen.load(std::memory_order_relaxed) : 0;
   }
-  static std::uint32_t settings_epoch() noexcept { return settings_epoch_.load(std::memory_order_relaxed); }
-  static std::uint32_t bump_settings_epoch() noexcept {
-    return settings_epoch_.fetch_add(1, std::memory_order_relaxed) + 1;
-  }
+  // Epochs of the user's settings: bumped by note_nonblocking (flags) and
+  // note_timeout (timeouts), so every record re-reads its cached copy, dups
+  // and other threads' records of the same file description included.
+  static std::uint32_t flags_epoch() noexcept { return flags_epoch_.load(std::memory_order_relaxed); }
+  static std::uint32_t timeo_epoch() noexcept { return timeo_epoch_.load(std::memory_order_relaxed); }
+  static std::uint32_t bump_flags_epoch() noexcept { return flags_epoch_.fetch_add(1, std::memory_order_relaxed) + 1; }
+  static std::uint32_t bump_timeo_epoch() noexcept { return timeo_epoch_.fetch_add(1, std::memory_order_relaxed) + 1; }
   // closing() is notify_close/forget: a new generation for fd, this
   // thread's record dropped, and other hubs that registered fd told to drop
   // theirs (their waiters wake with EBADF).
@@ -263,7 +266,8 @@ class fd_table {
   static fd_global& global(int fd) noexcept;
 
   static inline constinit std::atomic<fd_global*> globals_[1u << (31 - global_chunk_bits)] = {};
-  static inline constinit std::atomic<std::uint32_t> settings_epoch_{1};
+  static inline constinit std::atomic<std::uint32_t> flags_epoch_{1};
+  static inline constinit std::atomic<std::uint32_t> timeo_epoch_{1};
   static inline constinit std::atomic<std::size_t> live_{0};
   static inline constinit thread_local fd_table* tls_table_ = nullptr;
   static thread_local holder holder_;

@@ -776,7 +776,7 @@ int accept4(int fd, sockaddr* addr, socklen_t* addrlen, int flags) {
   if (nfd >= 0) {
     if (fd_record* n = t->adopt(nfd, fd_kind::socket)) {
       // The kernel copies the listener's socket options, timeouts included.
-      if (r->timeo_epoch == fd_table::settings_epoch()) {
+      if (r->timeo_epoch == fd_table::timeo_epoch()) {
         n->rcvtimeo = r->rcvtimeo;
         n->sndtimeo = r->sndtimeo;
         n->timeo_epoch = r->timeo_epoch;
@@ -914,7 +914,7 @@ void notify_close(int fd) noexcept { fd_table::closing(fd, true); }
 void forget(int fd) noexcept { fd_table::closing(fd, true); }
 
 void note_nonblocking(int fd, bool on) noexcept {
-  std::uint32_t epoch = fd_table::bump_settings_epoch();
+  std::uint32_t epoch = fd_table::bump_flags_epoch();
   if (fd_table* t = fd_table::current_if_any())
     if (fd_record* r = t->existing(fd); r != nullptr && r->kind != fd_kind::unknown && r->gen == fd_table::generation(fd)) {
       r->nonblocking = on;
@@ -924,7 +924,7 @@ void note_nonblocking(int fd, bool on) noexcept {
 
 void note_timeout(int fd, int optname, const timeval& tv) noexcept {
   if (optname != SO_RCVTIMEO && optname != SO_SNDTIMEO) return;
-  std::uint32_t epoch = fd_table::bump_settings_epoch();
+  std::uint32_t epoch = fd_table::bump_timeo_epoch();
   fd_table* t = fd_table::current_if_any();
   fd_record* r = t != nullptr ? t->existing(fd) : nullptr;
   // Only a record that knew both timeouts can take one new value; any

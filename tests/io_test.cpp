@@ -561,6 +561,39 @@ TEST_F(WithHub, PlainThreadsPassThroughToTheKernel) {
   EXPECT_TRUE(moss::io::cooperative());  // the test body is the main greenlet of a hub
 }
 
+TEST_F(WithHub, AConnectTimeoutWorksOnAPlainThreadToo) {
+  listener l(0);
+  unique_fd first = tcp_socket();
+  ASSERT_EQ(moss::io::connect(first, l.sa(), sizeof l.addr), 0);
+  int rc = 0, err = 0, flags = 0;
+  std::chrono::nanoseconds took{};
+  std::thread t([&] {
+    int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    auto t0 = clk::now();
+    rc = moss::io::connect(s, l.sa(), sizeof l.addr, 150ms);  // blocks this thread, within the timeout
+    err = errno;
+    took = clk::now() - t0;
+    flags = fcntl(s, F_GETFL);
+    ::close(s);
+  });
+  t.join();
+  EXPECT_EQ(rc, -1);
+  EXPECT_EQ(err, ETIMEDOUT);
+  EXPECT_GE(took, 150ms);
+  EXPECT_LT(took, 900ms);
+  EXPECT_EQ(flags & O_NONBLOCK, 0);
+}
+
+TEST_F(WithHub, AcceptHonoursSoRcvtimeo) {
+  listener l;
+  timeval tv{0, 60'000};
+  ASSERT_EQ(setsockopt(l.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv), 0);
+  auto t0 = clk::now();
+  EXPECT_EQ(moss::io::accept(l.fd, nullptr, nullptr), -1);
+  EXPECT_EQ(errno, EAGAIN);
+  EXPECT_GE(clk::now() - t0, 60ms);
+}
+
 namespace {
 struct probe_node final : moss::detail::posted {
   bool* out;

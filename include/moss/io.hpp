@@ -118,6 +118,10 @@ int connect(int fd, const sockaddr* addr, socklen_t addrlen, std::chrono::durati
 
 // poll(2): parks until one of fds is ready or timeout_ms passes (negative:
 // forever). The deadline overload serves ppoll, select and epoll_wait.
+// Readiness is reported exactly as poll(2) reports it (the last check is a
+// real zero-timeout poll), but the wait itself is woken by input, output,
+// hang-up and error only: a fd polled for POLLPRI alone is seen only when
+// something else wakes the poll, or at its timeout.
 int poll(pollfd* fds, nfds_t nfds, int timeout_ms);
 int poll(pollfd* fds, nfds_t nfds, clock::time_point deadline);
 
