@@ -17,7 +17,10 @@
 #include <moss/recursive_mutex.hpp>
 #include <moss/run_info.hpp>
 #include <moss/semaphore.hpp>
+#include <moss/signal.hpp>
 #include <moss/task.hpp>
+#include <moss/threadpool.hpp>
+#include <moss/threadsafe.hpp>
 #include <moss/time.hpp>
 #include <moss/timeout.hpp>
 #include <moss/wait.hpp>
