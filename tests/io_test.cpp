@@ -26,6 +26,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 using namespace std::chrono_literals;
@@ -725,6 +726,59 @@ TEST_F(WithHub, SendfileFromAFileIntoASocketSendsEverything) {
   reader.join();
   EXPECT_TRUE(got == body);
   EXPECT_EQ(fcntl(a, F_GETFL) & O_NONBLOCK, 0);  // restored
+}
+
+TEST_F(WithHub, SendfileIntoAPipeWaitsForRoom) {
+  char path[] = "/tmp/moss-io-test-XXXXXX";
+  unique_fd file(mkstemp(path));
+  ASSERT_GE(file.get(), 0);
+  unlink(path);
+  const std::string body = pattern(1 << 20, 13);
+  ASSERT_EQ(moss::io::write(file, body.data(), body.size()), static_cast<ssize_t>(body.size()));
+  auto [r, w] = pipe_pair();
+  std::string got;
+  auto reader = moss::spawn([&, fd = r.get()] { got = read_exactly(fd, body.size()); });
+  off_t off = 0;
+  EXPECT_EQ(moss::io::sendfile(w, file, &off, body.size()), static_cast<ssize_t>(body.size()));
+  reader.join();
+  EXPECT_TRUE(got == body);
+}
+
+TEST_F(WithHub, ConnectToAUnixListenerWithAFullBacklogWaitsForRoom) {
+  // A unix socket's connect fails with EAGAIN (no readiness to wait for)
+  // while the listener's queue is full: moss retries on a timer.
+  std::string path = "/tmp/moss-io-test-" + std::to_string(getpid()) + ".sock";
+  unlink(path.c_str());
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::strncpy(a.sun_path, path.c_str(), sizeof a.sun_path - 1);
+  auto* sa = reinterpret_cast<sockaddr*>(&a);
+  unique_fd l(moss::io::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  ASSERT_EQ(bind(l, sa, sizeof a), 0);
+  ASSERT_EQ(listen(l, 0), 0);
+  std::vector<unique_fd> clients;
+  // Fill the queue: connects succeed until one would wait.
+  for (int i = 0; i < 8; ++i) {
+    unique_fd c(moss::io::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (moss::io::connect(c, sa, sizeof a, 20ms) != 0) {
+      ASSERT_EQ(errno, ETIMEDOUT);
+      break;
+    }
+    clients.push_back(std::move(c));
+  }
+  ASSERT_FALSE(clients.empty());
+  ASSERT_LT(clients.size(), 8u) << "the backlog never filled";
+  auto server = moss::spawn([&] {
+    moss::sleep(30ms);
+    unique_fd accepted(moss::io::accept(l, nullptr, nullptr));  // makes room
+    ASSERT_GE(accepted.get(), 0);
+  });
+  unique_fd last(moss::io::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  auto t0 = clk::now();
+  EXPECT_EQ(moss::io::connect(last, sa, sizeof a), 0) << std::strerror(errno);
+  EXPECT_GE(clk::now() - t0, 25ms);
+  server.join();
+  unlink(path.c_str());
 }
 
 TEST_F(WithHub, RegularFilesPassStraightThrough) {
