@@ -176,7 +176,9 @@ class dns_server {
     auto it = zone_.find(name);
     if (it != zone_.end()) return &it->second;
     for (std::size_t dot = name.find('.'); dot != std::string::npos; dot = name.find('.', dot + 1)) {
-      auto w = zone_.find("*" + name.substr(dot));
+      std::string wildcard(1, '*');
+      wildcard.append(name, dot, std::string::npos);
+      auto w = zone_.find(wildcard);
       if (w != zone_.end()) return &w->second;
     }
     return nullptr;

@@ -58,7 +58,11 @@ moss_test::dns_server& server() {
   return s;
 }
 
-std::string name_of(int run, int i) { return "n" + std::to_string(i) + "-r" + std::to_string(run) + ".bench.test"; }
+std::string name_of(int run, int i) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "n%d-r%d.bench.test", i, run);
+  return buf;
+}
 
 std::atomic<int> run_counter{0};
 
@@ -230,15 +234,20 @@ class wall_reporter : public benchmark::ConsoleReporter {
         errors.push_back(r.benchmark_name() + ": " + r.error_message);
         continue;
       }
-      if (r.run_type == Run::RT_Iteration || r.aggregate_name == "min") {
-        double& best = best_ms[r.run_name.function_name + "/" + r.run_name.args];
+      if (r.run_type == Run::RT_Iteration) {
+        std::string key = r.run_name.function_name + "/" + r.run_name.args;
+        double& best = best_ms[key];
         double ms = r.GetAdjustedRealTime();
         if (best == 0 || ms < best) best = ms;
+        double& cpu = best_cpu_ms[key];
+        double c = r.GetAdjustedCPUTime();
+        if (cpu == 0 || c < cpu) cpu = c;
       }
     }
     ConsoleReporter::ReportRuns(runs);
   }
-  std::map<std::string, double> best_ms;
+  std::map<std::string, double> best_ms;      // wall clock
+  std::map<std::string, double> best_cpu_ms;  // the benchmark thread's CPU time
   std::vector<std::string> errors;
 };
 
@@ -266,6 +275,14 @@ int main(int argc, char** argv) {
     if (p > 0) std::printf("summary:   %d-thread glibc getaddrinfo   %9.0f lookups/s\n", pool_threads, p);
     if (m > 0 && r > 0)
       std::printf("summary:   moss / raw c-ares    %6.2f  target >= 0.90: %s\n", m / r, m / r >= 0.9 ? "met" : "MISSED");
+    // Both are single-threaded clients: their CPU time per lookup is what
+    // each costs, and the ratio is the throughput ratio when the client, not
+    // the server or the network, is the limit.
+    double mc = rep.best_cpu_ms[std::string("moss_lookups/") + delay] * 1000.0 / lookups;
+    double rc = rep.best_cpu_ms[std::string("raw_cares_lookups/") + delay] * 1000.0 / lookups;
+    if (mc > 0 && rc > 0)
+      std::printf("summary:   client CPU per lookup: moss %.2f us, raw c-ares %.2f us: throughput bound %.2f  target >= 0.90: %s\n",
+                  mc, rc, rc / mc, rc / mc >= 0.9 ? "met" : "MISSED");
     if (m > 0 && p > 0)
       std::printf("summary:   moss / thread pool   %6.2f  target >= 5.00: %s\n", m / p, m / p >= 5.0 ? "met" : "MISSED");
   }
