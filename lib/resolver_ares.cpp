@@ -37,36 +37,10 @@
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <sys/uio.h>
 
 namespace moss::detail::dns {
 namespace {
-
-// The system calls c-ares' sockets make, by number (sys::call), like the
-// rest of lib/sys.hpp: a patch layer that interposes the libc names never
-// sees them.
-namespace raw {
-int socket(int domain, int type, int protocol) noexcept {
-  return static_cast<int>(sys::call(SYS_socket, domain, type, protocol));
-}
-int connect(int fd, const sockaddr* addr, socklen_t len) noexcept {
-  return static_cast<int>(sys::call(SYS_connect, fd, reinterpret_cast<long>(addr), static_cast<long>(len)));
-}
-long recvfrom(int fd, void* buf, std::size_t n, int flags, sockaddr* from, socklen_t* fromlen) noexcept {
-  return sys::call(SYS_recvfrom, fd, reinterpret_cast<long>(buf), static_cast<long>(n), flags,
-                   reinterpret_cast<long>(from), reinterpret_cast<long>(fromlen));
-}
-long sendmsg(int fd, const msghdr* m, int flags) noexcept {
-  return sys::call(SYS_sendmsg, fd, reinterpret_cast<long>(m), flags);
-}
-int ioctl(int fd, unsigned long request, void* arg) noexcept {
-  return static_cast<int>(sys::call(SYS_ioctl, fd, static_cast<long>(request), reinterpret_cast<long>(arg)));
-}
-int setsockopt(int fd, int level, int name, const void* value, socklen_t len) noexcept {
-  return static_cast<int>(sys::call(SYS_setsockopt, fd, level, name, reinterpret_cast<long>(value), static_cast<long>(len)));
-}
-}  // namespace raw
 
 class channel;
 
@@ -306,7 +280,7 @@ void sock::ready(std::uint32_t events) noexcept {
   // wait (this record stays valid; `open` says whether c-ares closed it).
   for (int round = 0; rd && tcp && open && fd == f && round < 1024; ++round) {
     int avail = 0;
-    if (raw::ioctl(f, FIONREAD, &avail) != 0 || avail <= 0) break;
+    if (sys::ioctl(f, FIONREAD, &avail) != 0 || avail <= 0) break;
     ares_process_fd(c.get(), f, ARES_SOCKET_BAD);
   }
   c.soon();
@@ -317,7 +291,7 @@ void sock::ready(std::uint32_t events) noexcept {
 // so they are made non-blocking and close-on-exec here.
 ares_socket_t channel::on_socket(int domain, int type, int protocol, void* self) noexcept {
   auto* c = static_cast<channel*>(self);
-  int fd = raw::socket(domain, type | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
+  int fd = sys::socket(domain, type | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
   if (fd < 0) return ARES_SOCKET_BAD;
   try {
     auto i = static_cast<std::size_t>(fd);
@@ -334,7 +308,7 @@ ares_socket_t channel::on_socket(int domain, int type, int protocol, void* self)
     // 200 small datagrams) would drop some. The kernel caps the request at
     // net.core.rmem_max.
     int bytes = 4 << 20;
-    raw::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof bytes);
+    sys::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof bytes);
   }
   sock& s = *c->socks_[static_cast<std::size_t>(fd)];
   s.owner = c;
@@ -356,19 +330,19 @@ int channel::on_close(ares_socket_t fd, void* self) noexcept {
 }
 
 int channel::on_connect(ares_socket_t fd, const sockaddr* addr, ares_socklen_t len, void*) noexcept {
-  return raw::connect(fd, addr, len);
+  return sys::connect(fd, addr, len);
 }
 
 ares_ssize_t channel::on_recvfrom(ares_socket_t fd, void* buf, std::size_t n, int flags, sockaddr* from,
                                   ares_socklen_t* fromlen, void*) noexcept {
-  return raw::recvfrom(fd, buf, n, flags, from, fromlen);
+  return sys::recvfrom(fd, buf, n, flags, from, fromlen);
 }
 
 ares_ssize_t channel::on_sendv(ares_socket_t fd, const iovec* iov, int n, void*) noexcept {
   msghdr m{};
   m.msg_iov = const_cast<iovec*>(iov);
   m.msg_iovlen = static_cast<std::size_t>(n);
-  return raw::sendmsg(fd, &m, MSG_NOSIGNAL);  // a reset TCP connection must not raise SIGPIPE
+  return sys::sendmsg(fd, &m, MSG_NOSIGNAL);  // a reset TCP connection must not raise SIGPIPE
 }
 
 void channel::on_sock_state(void* self, ares_socket_t fd, int readable, int writable) noexcept {

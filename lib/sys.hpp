@@ -103,6 +103,9 @@ inline int socketpair(int domain, int type, int proto, int sv[2]) noexcept {
 inline int getsockopt(int fd, int level, int name, void* val, socklen_t* len) noexcept {
   return static_cast<int>(call(SYS_getsockopt, fd, level, name, ptr_arg(val), ptr_arg(len)));
 }
+inline int setsockopt(int fd, int level, int name, const void* val, socklen_t len) noexcept {
+  return static_cast<int>(call(SYS_setsockopt, fd, level, name, ptr_arg(val), static_cast<long>(len)));
+}
 inline int fcntl(int fd, int cmd, long arg = 0) noexcept { return static_cast<int>(call(SYS_fcntl, fd, cmd, arg)); }
 inline int ioctl(int fd, unsigned long req, void* arg) noexcept { return static_cast<int>(call(SYS_ioctl, fd, static_cast<long>(req), ptr_arg(arg))); }
 inline int fstat(int fd, struct stat* st) noexcept { return static_cast<int>(call(SYS_fstat, fd, ptr_arg(st))); }
