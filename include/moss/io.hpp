@@ -37,11 +37,18 @@
 // other), the user's O_NONBLOCK, the socket timeouts, a generation. moss
 // learns a fd's kind with fstat the first time it sees it, and its flags and
 // timeouts the first time a call would park, so fds made by libc or
-// inherited need no registration. Changes made behind moss's back must be
-// reported: note_nonblocking() after setting O_NONBLOCK by fcntl or ioctl,
-// note_timeout() after setsockopt(SO_RCVTIMEO/SO_SNDTIMEO), notify_close()
-// before closing a fd with ::close (moss::io::close does it). The
-// interposition layer (libmoss_patch) does all of this for a program.
+// inherited need no registration. Changes made after that behind moss's
+// back must be reported: note_nonblocking() after setting O_NONBLOCK by
+// fcntl or ioctl, note_timeout() after setsockopt(SO_RCVTIMEO/SO_SNDTIMEO),
+// notify_close() before closing a fd with ::close (moss::io::close does
+// it). The interposition layer (libmoss_patch) does all of this for a
+// program.
+//
+// Limits: a close on one thread wakes greenlets waiting on the fd on other
+// hubs too, but asynchronously (through their cross-thread queue). A pipe
+// or tty read through the readiness path can still block the thread if
+// another process drains it between the readiness check and the read.
+// Fds numbered 2^24 and above pass through.
 #pragma once
 
 #include <moss/detail/timer.hpp>
