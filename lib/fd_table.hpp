@@ -269,7 +269,9 @@ class fd_table {
   static inline constinit std::atomic<std::uint32_t> flags_epoch_{1};
   static inline constinit std::atomic<std::uint32_t> timeo_epoch_{1};
   static inline constinit std::atomic<std::size_t> live_{0};
-  static inline constinit thread_local fd_table* tls_table_ = nullptr;
+  // initial-exec: no __tls_get_addr call on the fast path in libmoss.so
+  // (as the greenlet layer's own thread pointer).
+  [[gnu::tls_model("initial-exec")]] static inline constinit thread_local fd_table* tls_table_ = nullptr;
   static thread_local holder holder_;
 };
 
