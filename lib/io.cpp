@@ -600,8 +600,10 @@ ssize_t write(int fd, const void* buf, std::size_t count) {
   return sys::write(fd, buf, count);
 }
 
+// readv/writev outside [0, IOV_MAX] go to the kernel as they are, for its
+// EINVAL (recvmsg/sendmsg would say EMSGSIZE).
 ssize_t readv(int fd, const iovec* iov, int iovcnt) {
-  if (fd_table* t = fd_table::for_call(); t != nullptr && iovcnt >= 0) {
+  if (fd_table* t = fd_table::for_call(); t != nullptr && iovcnt >= 0 && iovcnt <= IOV_MAX) {
     if (fd_record* r = t->get(fd)) {
       switch (r->kind) {
         case fd_kind::socket: {
@@ -620,7 +622,7 @@ ssize_t readv(int fd, const iovec* iov, int iovcnt) {
 }
 
 ssize_t writev(int fd, const iovec* iov, int iovcnt) {
-  if (fd_table* t = fd_table::for_call(); t != nullptr && iovcnt >= 0) {
+  if (fd_table* t = fd_table::for_call(); t != nullptr && iovcnt >= 0 && iovcnt <= IOV_MAX) {
     if (fd_record* r = t->get(fd)) {
       switch (r->kind) {
         case fd_kind::socket: {

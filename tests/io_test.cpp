@@ -494,6 +494,15 @@ TEST_F(WithHub, InvalidFdsGiveEbadfLikeTheRealCalls) {
       EXPECT_EQ(p.revents, POLLNVAL);
     }
   }
+  // Bad arguments fail like the kernel's.
+  {
+    auto [a, b] = socket_pair();
+    std::vector<iovec> many(IOV_MAX + 1, iovec{&c, 1});
+    EXPECT_EQ(moss::io::writev(a, many.data(), static_cast<int>(many.size())), -1);
+    EXPECT_EQ(errno, EINVAL);
+    EXPECT_EQ(moss::io::readv(a, many.data(), -1), -1);
+    EXPECT_EQ(errno, EINVAL);
+  }
   // A call that is wrong for the kind of fd fails like the kernel's.
   auto [p0, p1] = pipe_pair();
   EXPECT_EQ(moss::io::recv(p0, &c, 1, 0), -1);
