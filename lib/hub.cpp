@@ -57,6 +57,16 @@ hub_core::hub_core(thread_state& t) : thread_(t), box_(new inbox(*this)) {
 hub_core::~hub_core() {
   box_->close();
   box_->facade().core_ = nullptr;  // the inbox and facade live on, closed
+  // Entries still queued (tasks killed before they ever ran) each hold a
+  // reference; the loop that would have popped them is gone.
+  while (greenlet_impl* g = ready_head_) {
+    ready_head_ = g->next_ready_;
+    g->next_ready_ = nullptr;
+    g->in_ready_queue_ = false;
+    g->scheduled_ = false;
+    g->unref();
+  }
+  ready_tail_ = nullptr;
   hub_g_->unref();
 }
 

@@ -19,7 +19,6 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 
 namespace moss::detail {
 
@@ -46,10 +45,13 @@ class hub_extension {
 // thread has ended, and posting through it must then throw, not crash. A
 // closed inbox (the hub stopped) rejects posts and deletes what it held.
 //
-// Posting costs one lock and writes the poller's eventfd only when the hub
-// may be asleep in the poller: the hub announces a sleep (sleep_begin) and
-// then re-checks for work, a producer marks work and then checks for a sleep,
-// so at least one of the two sees the other.
+// Posting is one CAS onto a lock-free stack (the hub reverses what it takes,
+// so each producer's order is kept) and writes the poller's eventfd only when
+// the hub may be asleep in the poller: the hub announces a sleep
+// (sleep_begin) and then re-checks for work, a producer pushes and then
+// checks for a sleep, so at least one of the two sees the other. A producer
+// about to write the eventfd counts itself in `waking_`; close() waits for
+// that count to drop, so the poller outlives every write.
 class inbox {
  public:
   explicit inbox(hub_core& h);
@@ -63,7 +65,10 @@ class inbox {
   bool closed() const noexcept;
 
   // The rest is for the hub's own thread.
-  bool has_work() const noexcept { return nonempty_.load(std::memory_order_acquire); }
+  bool has_work() const noexcept {
+    posted* h = head_.load(std::memory_order_acquire);
+    return h != nullptr && h != closed_tag();
+  }
   // sleep_begin() is called before blocking in the poller; false means work
   // is already queued, so do not block. sleep_end() follows the poll.
   bool sleep_begin() noexcept;
@@ -74,12 +79,13 @@ class inbox {
   void close() noexcept;
 
  private:
-  mutable std::mutex m_;
-  posted* head_ = nullptr;
-  posted* tail_ = nullptr;
-  bool closed_ = false;
-  std::atomic<bool> nonempty_{false};
+  // head_ holds this value once closed; never dereferenced.
+  static posted* closed_tag() noexcept { return reinterpret_cast<posted*>(&closed_byte_); }
+  static inline char closed_byte_ = 0;
+
+  std::atomic<posted*> head_{nullptr};  // newest first
   std::atomic<bool> sleeping_{false};
+  std::atomic<int> waking_{0};
   poller& waker_;
   moss::hub facade_;
   inbox* next_ = nullptr;  // every inbox ever made, so they stay reachable

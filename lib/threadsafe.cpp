@@ -5,7 +5,8 @@
 // Invariants: an inbox is never freed (references to a hub outlive its
 // thread); a node is either dispatched on the hub's thread exactly once or
 // deleted without running; the eventfd is written only while the hub may be
-// blocked in the poller, and only by the first producer to see that.
+// blocked in the poller, only by the first producer to see that, and never
+// after close() has returned.
 #include <moss/threadsafe.hpp>
 
 #include "hub.hpp"
@@ -15,6 +16,7 @@
 
 #include <cstdio>
 #include <string>
+#include <thread>
 
 namespace moss::detail {
 
@@ -31,60 +33,69 @@ inbox::inbox(hub_core& h) : waker_(h.events), facade_(h, *this) {
 }
 
 void inbox::post(std::unique_ptr<posted> n, const char* what) {
-  std::lock_guard lock(m_);
-  if (closed_) throw moss::error(std::string("moss: ") + what + " onto a stopped hub (its thread has exited)");
-  posted* p = n.release();
-  p->next_ = nullptr;
-  if (tail_ != nullptr) tail_->next_ = p;
-  else head_ = p;
-  tail_ = p;
-  // Marking work, then looking for a sleeper (seq_cst both) pairs with
-  // sleep_begin(). The write happens under the lock, so close() cannot
-  // free the poller under it; exchange() lets only one producer write.
-  nonempty_.store(true, std::memory_order_seq_cst);
-  if (sleeping_.load(std::memory_order_seq_cst) && sleeping_.exchange(false, std::memory_order_relaxed)) waker_.wake();
+  posted* p = n.get();
+  posted* old = head_.load(std::memory_order_relaxed);
+  do {
+    if (old == closed_tag())
+      throw moss::error(std::string("moss: ") + what + " onto a stopped hub (its thread has exited)");
+    p->next_ = old;
+  } while (!head_.compare_exchange_weak(old, p, std::memory_order_seq_cst, std::memory_order_relaxed));
+  n.release();
+  // Pushing, then looking for a sleeper (seq_cst both) pairs with
+  // sleep_begin(); exchange() lets only one producer write per sleep.
+  if (!sleeping_.load(std::memory_order_seq_cst) || !sleeping_.exchange(false, std::memory_order_relaxed)) return;
+  // Count ourselves before touching the poller, then make sure close() has
+  // not begun: it either sees us and waits, or we see it and skip the write
+  // (a closing hub needs no wake-up).
+  waking_.fetch_add(1, std::memory_order_seq_cst);
+  if (head_.load(std::memory_order_seq_cst) != closed_tag()) waker_.wake();
+  waking_.fetch_sub(1, std::memory_order_release);
 }
 
-bool inbox::closed() const noexcept {
-  std::lock_guard lock(m_);
-  return closed_;
-}
+bool inbox::closed() const noexcept { return head_.load(std::memory_order_acquire) == closed_tag(); }
 
 bool inbox::sleep_begin() noexcept {
   sleeping_.store(true, std::memory_order_seq_cst);
-  if (!nonempty_.load(std::memory_order_seq_cst)) return true;
+  posted* h = head_.load(std::memory_order_seq_cst);
+  if (h == nullptr || h == closed_tag()) return true;
   sleeping_.store(false, std::memory_order_relaxed);
   return false;
 }
 
-void inbox::take() noexcept {
-  posted* list;
-  {
-    std::lock_guard lock(m_);
-    list = head_;
-    head_ = tail_ = nullptr;
-    nonempty_.store(false, std::memory_order_relaxed);
-  }
+namespace {
+// reversed() turns the newest-first stack into arrival order.
+posted* reversed(posted* list) noexcept {
+  posted* out = nullptr;
   while (list != nullptr) {
     posted* n = list;
     list = n->next_;
+    n->next_ = out;
+    out = n;
+  }
+  return out;
+}
+}  // namespace
+
+void inbox::take() noexcept {
+  posted* list = head_.load(std::memory_order_acquire);
+  do {
+    if (list == nullptr || list == closed_tag()) return;
+  } while (!head_.compare_exchange_weak(list, nullptr, std::memory_order_acquire, std::memory_order_relaxed));
+  for (posted* n = reversed(list); n != nullptr;) {
+    posted* next = n->next_;
     n->dispatch();
+    n = next;
   }
 }
 
 void inbox::close() noexcept {
-  posted* list;
-  {
-    std::lock_guard lock(m_);
-    closed_ = true;
-    list = head_;
-    head_ = tail_ = nullptr;
-    nonempty_.store(false, std::memory_order_relaxed);
-  }
-  while (list != nullptr) {
-    posted* n = list;
-    list = n->next_;
+  posted* list = head_.exchange(closed_tag(), std::memory_order_seq_cst);
+  if (list == closed_tag()) return;
+  while (waking_.load(std::memory_order_seq_cst) != 0) std::this_thread::yield();
+  for (posted* n = reversed(list); n != nullptr;) {
+    posted* next = n->next_;
     delete n;
+    n = next;
   }
 }
 

@@ -227,3 +227,52 @@ TEST_F(WithHub, ALoopRunningForeverOnASecondThreadTakesWorkFromTheMainThread) {
   EXPECT_THROW(unfinished.get(), moss::greenlet_exit) << "a task left running when the loop closed is killed";
   EXPECT_THROW(moss::spawn_threadsafe(loop, [] {}), moss::error);
 }
+
+namespace {
+// probe: counts its own end, once, however many times it was moved.
+struct probe {
+  std::atomic<int>* gone;
+  bool armed = true;
+  explicit probe(std::atomic<int>* g) : gone(g) {}
+  probe(probe&& o) noexcept : gone(o.gone), armed(std::exchange(o.armed, false)) {}
+  ~probe() {
+    if (armed) ++*gone;
+  }
+};
+}  // namespace
+
+TEST_F(WithHub, PostsRacingAHubsShutdownAreRunOrDestroyedExactlyOnce) {
+  int raced = 0;  // rounds where some posts got in and later ones were refused
+  for (int round = 0; round < 20; ++round) {
+    std::promise<moss::hub*> hub_p;
+    std::thread owner([&] {
+      moss::run([&] {
+        hub_p.set_value(&moss::hub::current());
+        moss::sleep(2ms);  // serve posts for a moment, then end
+      });
+    });
+    moss::hub* h = hub_p.get_future().get();
+    std::atomic<int> accepted{0}, rejected{0}, ran{0}, gone{0};
+    std::vector<std::thread> producers;
+    for (int p = 0; p < 3; ++p)
+      producers.emplace_back([&] {
+        for (int i = 0; i < 20000; ++i) {
+          if (i % 16 == 0) std::this_thread::yield();  // do not bury the hub
+          try {
+            h->call_threadsafe([pr = probe(&gone), &ran] { ++ran; });
+            ++accepted;
+          } catch (const moss::error&) {
+            ++rejected;
+            return;
+          }
+        }
+      });
+    for (auto& t : producers) t.join();
+    owner.join();
+    EXPECT_EQ(gone, accepted + rejected) << "round " << round;
+    EXPECT_LE(ran, accepted);
+    EXPECT_TRUE(h->stopped());
+    if (accepted > 0 && rejected > 0) ++raced;
+  }
+  EXPECT_GT(raced, 0) << "no round had posts racing the shutdown";
+}
