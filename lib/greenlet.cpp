@@ -18,12 +18,15 @@
 #include <string>
 
 namespace moss::detail {
+
+[[gnu::tls_model("initial-exec")]] thread_local thread_state* tls_state = nullptr;
+
 namespace {
+
 
 std::atomic<std::size_t> live_count{0};
 std::atomic<std::uint64_t> next_id{0};
 
-[[gnu::tls_model("initial-exec")]] thread_local thread_state* tls = nullptr;
 thread_local bool tls_torn_down = false;
 
 class root_greenlet final : public greenlet_impl {
@@ -65,7 +68,7 @@ struct thread_holder {
   ~thread_holder() {
     tls_torn_down = true;
     if (ts == nullptr) return;
-    tls = nullptr;
+    tls_state = nullptr;
     ts->root->unref();
     delete ts;
   }
@@ -74,7 +77,7 @@ thread_local thread_holder holder;
 
 // Signal-safe: called by the SIGSEGV handler on the alternate stack.
 const char* describe_overflow(const void* fault, std::size_t* size) {
-  thread_state* t = tls;
+  thread_state* t = tls_state;
   if (t == nullptr || t->current == nullptr) return nullptr;
   greenlet_impl* g = t->current;
   if (!stack_guard_contains(g->stack_, fault)) return nullptr;
@@ -108,7 +111,7 @@ void release_dying(thread_state& t) noexcept {
 
 void entry(void* arg) {
   auto* self = static_cast<greenlet_impl*>(arg);
-  release_dying(*tls);
+  release_dying(*tls_state);
   std::any result;
   std::exception_ptr error = std::exchange(self->inbox_error_, nullptr);
   if (!error) {
@@ -150,7 +153,7 @@ std::string quoted(const greenlet_impl* g) {
 greenlet_impl::greenlet_impl(role r) noexcept
     : role_(r), id_(next_id.fetch_add(1, std::memory_order_relaxed)) {
   live_count.fetch_add(1, std::memory_order_relaxed);
-  thread_state* t = tls;
+  thread_state* t = tls_state;
   owner_ = t;
 }
 
@@ -174,20 +177,16 @@ const std::string& greenlet_impl::name() const {
 }
 
 bool greenlet_impl::is_current() const noexcept {
-  thread_state* t = tls;
+  thread_state* t = tls_state;
   return t != nullptr && t->current == this;
 }
 
 std::size_t live_greenlets() noexcept { return live_count.load(std::memory_order_relaxed); }
 
-thread_state* this_thread_if_any() noexcept { return tls; }
-
-thread_state& this_thread() {
-  if (tls != nullptr) [[likely]]
-    return *tls;
+thread_state& make_this_thread() {
   if (tls_torn_down) throw moss::error("moss: this thread is exiting and its hub was already destroyed; cannot spawn, switch or wait");
   auto* t = new thread_state;
-  tls = t;
+  tls_state = t;
   holder.ts = t;
   auto* root = new root_greenlet;
   root->owner_ = t;
@@ -218,7 +217,7 @@ void set_parent(greenlet_impl* g, greenlet_impl* parent) {
 }
 
 void finish_greenlet(greenlet_impl* self, greenlet_impl* target, std::any value, std::exception_ptr error) noexcept {
-  thread_state& t = *tls;
+  thread_state& t = *tls_state;
   self->state_ = greenlet_impl::state::dead;
   target->inbox_ = std::move(value);
   target->inbox_error_ = std::move(error);
@@ -276,7 +275,7 @@ std::any switch_with(greenlet_impl* g, std::any value, std::exception_ptr error)
 }
 
 void resume(greenlet_impl* g) {
-  thread_state& t = *tls;
+  thread_state& t = *tls_state;
   do_switch(t, t.current, g);
 }
 

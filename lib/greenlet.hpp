@@ -16,12 +16,22 @@ struct thread_state {
   bool hub_destroyed = false;
 };
 
+// The calling thread's state; null before first use and after teardown.
+[[gnu::tls_model("initial-exec")]] extern thread_local thread_state* tls_state;
+
+// make_this_thread() creates the thread's state and root greenlet.
+thread_state& make_this_thread();
+
 // this_thread() returns the calling thread's state, creating it (and the root
 // greenlet) on first use. Throws moss::error during thread teardown.
-thread_state& this_thread();
+inline thread_state& this_thread() {
+  if (tls_state != nullptr) [[likely]]
+    return *tls_state;
+  return make_this_thread();
+}
 
 // this_thread_if_any() returns null before first use and after teardown.
-thread_state* this_thread_if_any() noexcept;
+inline thread_state* this_thread_if_any() noexcept { return tls_state; }
 
 // finish_greenlet() is called by a greenlet whose body has returned: control
 // goes to target (started if needed), delivering value/error, never to return.

@@ -75,10 +75,9 @@ hub_core* hub_core::current_if_any() noexcept {
   return t != nullptr ? t->hub : nullptr;
 }
 
-hub_core& hub_core::current() {
+hub_core& hub_core::create() {
   thread_state& t = this_thread();
-  if (t.hub != nullptr) [[likely]]
-    return *t.hub;
+  if (t.hub != nullptr) return *t.hub;
   if (t.hub_destroyed)
     throw moss::error("moss: this thread's hub was already destroyed (the thread is exiting); cannot spawn or wait");
   auto* core = new hub_core(t);
@@ -164,7 +163,7 @@ void hub_core::on_event(void*, void* tag, std::uint32_t events) noexcept {
 }
 
 void hub_core::poll_once() {
-  time_point now = clock::now();
+  time_point now = timers.empty() ? time_point{} : clock::now();
   timers.fire_expired(now);
   if (box_->has_work()) box_->take();
   std::chrono::nanoseconds timeout{0};
@@ -178,6 +177,9 @@ void hub_core::poll_once() {
       return;
     }
   }
+  // Greenlets are ready and no fd is watched: nothing to poll for (the
+  // cross-thread inbox was just checked), so skip the system call.
+  if (timeout.count() == 0 && events.watched() == 0) return;
   bool sleeping = timeout.count() != 0;
   if (sleeping && !box_->sleep_begin()) timeout = std::chrono::nanoseconds{0};
   events.wait(timeout, &on_event, this);

@@ -101,8 +101,15 @@ class hub_core {
   hub_core& operator=(const hub_core&) = delete;
 
   // current() returns this thread's hub, creating it on first use.
-  static hub_core& current();
+  static hub_core& current() {
+    thread_state& t = this_thread();
+    if (t.hub != nullptr) [[likely]]
+      return *t.hub;
+    return create();
+  }
   static hub_core* current_if_any() noexcept;
+  // create() makes this thread's hub (current() calls it on first use).
+  static hub_core& create();
 
   // schedule() makes g runnable; the hub resumes it in FIFO order.
   void schedule(greenlet_impl* g) noexcept;

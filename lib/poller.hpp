@@ -30,6 +30,9 @@ class poller {
   int wait(std::chrono::nanoseconds timeout, callback cb, void* ctx) noexcept;
   void wake() noexcept;
 
+  // watched() counts fds added and not removed (the wake fd excluded).
+  int watched() const noexcept { return watched_; }
+
   // The poller's own fds, for leak accounting and diagnostics.
   int epoll_fd() const noexcept { return epfd_; }
   int wake_fd() const noexcept { return wakefd_; }
@@ -38,6 +41,7 @@ class poller {
   int epfd_ = -1;
   int wakefd_ = -1;
   bool have_pwait2_ = true;
+  int watched_ = 0;
 };
 
 }  // namespace moss::detail

@@ -39,10 +39,16 @@ int poller::add(int fd, void* tag) noexcept {
   epoll_event ev{};
   ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
   ev.data.ptr = tag;
-  return sys::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev);
+  int r = sys::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev);
+  if (r == 0) ++watched_;
+  return r;
 }
 
-int poller::remove(int fd) noexcept { return sys::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr); }
+int poller::remove(int fd) noexcept {
+  int r = sys::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
+  if (r == 0) --watched_;
+  return r;
+}
 
 int poller::wait(std::chrono::nanoseconds timeout, callback cb, void* ctx) noexcept {
   epoll_event events[max_events];

@@ -38,7 +38,10 @@ std::string state_of(const greenlet_impl* g, const detail::thread_state& t) {
   std::string s;
   if (g->parked_on_ != nullptr) {
     s = "waiting";
-    if (const char* what = g->parked_on_->what()) s += std::string(" on ") + what;
+    if (const char* what = g->parked_on_->what()) {
+      s += std::string(" on ") + what;
+      if (const greenlet_impl* about = g->parked_on_->about()) s += " " + about->name();
+    }
     if (g->scheduled_) s += " (woken, ready)";
   } else if (g->scheduled_) {
     s = "ready";

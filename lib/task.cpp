@@ -208,10 +208,8 @@ bool task_base::join_until(time_point deadline) {
   if (is_current()) throw moss::error("moss: task \"" + name() + "\" cannot join itself");
   if (owner_ != this_thread_if_any())
     throw moss::error("moss: task \"" + name() + "\" belongs to another thread's hub; use spawn_threadsafe to wait across threads");
-  // Rebuilt only while nobody points at it (format_run_info reads it).
-  if (joiners_.empty()) join_label_ = "join " + name();
   waiter w;
-  w.set_what(join_label_.c_str());
+  w.set_what("join", this);
   joiners_.push_back(w);
   return w.wait(deadline) || finished_;
 }

@@ -134,7 +134,6 @@ class task_base : public greenlet_impl {
   waiter_list joiners_;
   done_hook* hooks_ = nullptr;
   std::vector<std::unique_ptr<done_callback>> callbacks_;
-  std::string join_label_;  // "join <name>", what joiners wait on
   start_timer start_;
 };
 

@@ -38,7 +38,14 @@ class waiter {
   // set_what() records what the greenlet waits on ("sleep", "join task-3"),
   // for moss::format_run_info(). The text must outlive the wait.
   void set_what(const char* what) noexcept { what_ = what; }
+  // set_what(what, about) also names the greenlet waited for; its name is
+  // read only when format_run_info prints (building it per wait is costly).
+  void set_what(const char* what, const greenlet_impl* about) noexcept {
+    what_ = what;
+    about_ = about;
+  }
   const char* what() const noexcept { return what_; }
+  const greenlet_impl* about() const noexcept { return about_; }
 
  private:
   friend class waiter_list;
@@ -56,6 +63,7 @@ class waiter {
   waiter* prev_ = nullptr;
   waiter* next_ = nullptr;
   const char* what_ = nullptr;
+  const greenlet_impl* about_ = nullptr;
   deadline_timer timer_;
 };
 
