@@ -22,9 +22,12 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <new>
 #include <string>
 #include <system_error>
 #include <thread>
+
+#include <pthread.h>
 
 namespace moss::detail {
 
@@ -52,7 +55,10 @@ class job_done final : public posted {
 
 class pool {
  public:
-  pool() : size_(initial_size()) {}
+  pool() : size_(initial_size()) {
+    instance = this;
+    pthread_atfork(&before_fork, &after_fork_parent, &after_fork_child);
+  }
 
   std::size_t size() {
     std::lock_guard lock(m_);
@@ -95,6 +101,21 @@ class pool {
   }
 
  private:
+  // A forked child has only the thread that forked: the pool's threads are
+  // gone, and its lock and condition variable may hold their state. The
+  // child starts over with fresh ones and no threads; jobs still queued run
+  // once the next job starts a thread. (A job that was running at the fork
+  // never finishes in the child.)
+  static inline pool* instance = nullptr;
+  static void before_fork() noexcept { instance->m_.lock(); }
+  static void after_fork_parent() noexcept { instance->m_.unlock(); }
+  static void after_fork_child() noexcept {
+    new (&instance->m_) std::mutex;
+    new (&instance->cv_) std::condition_variable;
+    instance->threads_ = 0;
+    instance->idle_ = 0;
+  }
+
   static std::size_t initial_size() {
     if (const char* text = std::getenv("MOSS_THREADPOOL_SIZE")) return parse_pool_size(text);
     return std::clamp<std::size_t>(std::thread::hardware_concurrency(), 4, max_size);

@@ -169,6 +169,23 @@ TEST_F(WithHub, RunInThreadWorksOnAPlainThreadAndOnSeveralHubsAtOnce) {
   EXPECT_EQ(done, 2);
 }
 
+TEST_F(WithHub, ThePoolStartsOverInAForkedChild) {
+  moss::run_in_thread([] {});  // the parent's pool has a thread, idle now
+  int status = -1;
+  std::thread([&] {
+    // Forked from a thread without a hub, so the child makes its own.
+    pid_t pid = fork();
+    if (pid == 0) {
+      alarm(10);  // a hang ends the child with SIGALRM
+      int v = moss::run_in_thread([] { return 7; });
+      _exit(v == 7 ? 0 : 1);
+    }
+    waitpid(pid, &status, 0);
+  }).join();
+  EXPECT_TRUE(WIFEXITED(status)) << "the child hung (status " << status << ")";
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+
 TEST_F(WithHub, BadPoolSizesAreClearErrors) {
   EXPECT_THROW(moss::threadpool::set_size(0), moss::error);
   EXPECT_THROW(moss::threadpool::set_size(5000), moss::error);

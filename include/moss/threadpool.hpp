@@ -6,6 +6,7 @@
 // The calling greenlet waits; its hub keeps running the other tasks. The
 // pool's threads start on demand, at most threadpool::size() of them, and
 // are left running (idle) at process exit, so exit never waits for them.
+// A child made by fork() starts with an empty pool of the same size.
 #pragma once
 
 #include <moss/hub.hpp>
