@@ -1,0 +1,133 @@
+// resolve_test: the built moss-resolve binary, run as a user would, against a
+// DNS responder on loopback that the test starts (tests/dns_server.hpp).
+#include "../dns_server.hpp"
+
+#include <gtest/gtest.h>
+
+#include <netdb.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace {
+
+struct result {
+  int status;
+  std::string out;
+  std::string err;
+};
+
+// run() runs cmd through the shell, stdout and stderr captured apart.
+result run(const std::string& cmd) {
+  char errname[] = "/tmp/moss_resolve_test_err_XXXXXX";
+  int efd = mkstemp(errname);
+  ::close(efd);
+  result r{};
+  FILE* p = popen((cmd + " 2>" + errname).c_str(), "r");
+  std::array<char, 65536> buf{};
+  std::size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
+  int st = pclose(p);
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  std::ifstream e(errname);
+  std::stringstream ss;
+  ss << e.rdbuf();
+  r.err = ss.str();
+  ::unlink(errname);
+  return r;
+}
+
+std::vector<std::string> lines_of(const std::string& s) {
+  std::vector<std::string> v;
+  std::istringstream in(s);
+  for (std::string l; std::getline(in, l);) v.push_back(l);
+  return v;
+}
+
+std::string tool(const moss_test::dns_server& dns) {
+  return std::string(MOSS_RESOLVE) + " --server " + dns.address();
+}
+
+}  // namespace
+
+TEST(Resolve, PrintsEveryAddressOfEachNameInInputOrder) {
+  moss_test::dns_server dns;
+  dns.add_a("one.test", "10.0.0.1");
+  dns.add_a("two.test", "10.0.0.2");
+  dns.add_a("two.test", "10.0.0.3");
+  dns.add_aaaa("two.test", "fd00::2");
+  auto r = run(tool(dns) + " two.test one.test");
+  EXPECT_EQ(r.status, 0) << r.err;
+  auto l = lines_of(r.out);
+  ASSERT_EQ(l.size(), 2u) << r.out;
+  EXPECT_EQ(l[1], "one.test\t10.0.0.1");
+  EXPECT_EQ(l[0].rfind("two.test\t", 0), 0u) << l[0];
+  for (const char* a : {"10.0.0.2", "10.0.0.3", "fd00::2"}) EXPECT_NE(l[0].find(a), std::string::npos) << l[0];
+}
+
+TEST(Resolve, FamilyOptionsKeepOnlyThatFamily) {
+  moss_test::dns_server dns;
+  dns.add_a("dual.test", "10.0.0.9");
+  dns.add_aaaa("dual.test", "fd00::9");
+  auto r4 = run(tool(dns) + " -4 dual.test");
+  EXPECT_EQ(r4.out, "dual.test\t10.0.0.9\n");
+  auto r6 = run(tool(dns) + " -6 dual.test");
+  EXPECT_EQ(r6.out, "dual.test\tfd00::9\n");
+}
+
+TEST(Resolve, AFailedNameIsReportedAndTheExitStatusIsOne) {
+  moss_test::dns_server dns;
+  dns.add_a("good.test", "10.0.0.1");
+  auto r = run(tool(dns) + " -4 nosuch.test good.test");
+  EXPECT_EQ(r.status, 1);
+  auto l = lines_of(r.out);
+  ASSERT_EQ(l.size(), 2u) << r.out;
+  EXPECT_EQ(l[0], std::string("nosuch.test\tERROR ") + gai_strerror(EAI_NONAME));
+  EXPECT_EQ(l[1], "good.test\t10.0.0.1");
+}
+
+TEST(Resolve, TenThousandNamesFromStdinResolveConcurrentlyInUnderTwoSeconds) {
+  moss_test::dns_server dns;
+  dns.add_a("*.bulk.test", "10.1.2.3");
+  // Every answer waits 20 ms: one at a time 10,000 names would take 200 s.
+  dns.set_delay(std::chrono::milliseconds(20));
+  char name[] = "/tmp/moss_resolve_names_XXXXXX";
+  int fd = mkstemp(name);
+  ::close(fd);
+  {
+    std::ofstream f(name);
+    for (int i = 0; i < 10000; ++i) f << "host" << i << ".bulk.test\n";
+  }
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = run(tool(dns) + " -4 -c 1000 < " + name);
+  double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  ::unlink(name);
+  std::printf("10,000 names (20 ms answers, -c 1000): %.3f s\n", took);
+  EXPECT_EQ(r.status, 0) << r.err;
+  auto l = lines_of(r.out);
+  ASSERT_EQ(l.size(), 10000u);
+  EXPECT_EQ(l[0], "host0.bulk.test\t10.1.2.3");
+  EXPECT_EQ(l[9999], "host9999.bulk.test\t10.1.2.3");
+  EXPECT_LT(took, 2.0);
+}
+
+TEST(Resolve, HelpVersionAndUsageErrors) {
+  EXPECT_EQ(run(std::string(MOSS_RESOLVE) + " --help").status, 0);
+  auto v = run(std::string(MOSS_RESOLVE) + " --version");
+  EXPECT_EQ(v.out, "moss-resolve 0.1.0\n");
+  auto bad = run(std::string(MOSS_RESOLVE) + " --frob");
+  EXPECT_EQ(bad.status, 2);
+  EXPECT_NE(bad.err.find("unknown option \"--frob\""), std::string::npos) << bad.err;
+  auto badc = run(std::string(MOSS_RESOLVE) + " -c 0 x");
+  EXPECT_EQ(badc.status, 2);
+  auto bads = run(std::string(MOSS_RESOLVE) + " --server nonsense x");
+  EXPECT_EQ(bads.status, 2) << bads.err;
+  EXPECT_NE(bads.err.find("bad --server \"nonsense\""), std::string::npos) << bads.err;
+}
