@@ -1,0 +1,119 @@
+// scan_test: the built moss-scan, run against loopback listeners opened here.
+#include "leak_check.hpp"
+#include "sample_process.hpp"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+using moss_test::WithHub;
+using namespace sample_test;
+
+namespace {
+
+const std::string scan_bin = MOSS_SCAN;
+
+// listeners: a few open loopback ports, closed at the end of the test.
+struct listeners {
+  std::vector<int> fds, ports;
+  explicit listeners(int n) {
+    for (int i = 0; i < n; ++i) {
+      int port = 0;
+      fds.push_back(listen_any(&port));
+      ports.push_back(port);
+    }
+    std::sort(ports.begin(), ports.end());
+  }
+  ~listeners() {
+    for (int fd : fds) close(fd);
+  }
+};
+
+std::string expected_lines(const std::vector<int>& ports) {
+  std::string s;
+  for (int p : ports) s += std::to_string(p) + " open\n";
+  return s;
+}
+
+}  // namespace
+
+TEST_F(WithHub, OpenLoopbackPortsAreFoundSortedAndClosedOnesAreNot) {
+  listeners open(3);
+  std::vector<int> closed{free_port(), free_port()};
+  std::string list;
+  for (int p : closed) list += std::to_string(p) + ",";
+  for (auto it = open.ports.rbegin(); it != open.ports.rend(); ++it) list += std::to_string(*it) + ",";
+  list.pop_back();
+  auto r = run({scan_bin, "127.0.0.1", list});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, expected_lines(open.ports));
+}
+
+TEST_F(WithHub, ARangeAroundAnOpenPortFindsItByName) {
+  listeners open(1);
+  int p = open.ports[0];
+  std::string range = std::to_string(std::max(1, p - 50)) + "-" + std::to_string(std::min(65535, p + 50));
+  auto r = run({scan_bin, "localhost", range, "--timeout", "2000"});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find(std::to_string(p) + " open\n"), std::string::npos) << r.out;
+}
+
+TEST_F(WithHub, OneAtATimeGivesTheSameAnswer) {
+  listeners open(2);
+  std::string list = std::to_string(open.ports[0]) + "," + std::to_string(free_port()) + "," + std::to_string(open.ports[1]);
+  auto r = run({scan_bin, "-c", "1", "127.0.0.1", list});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, expected_lines(open.ports));
+}
+
+TEST_F(WithHub, AThousandPortsAreScannedQuickly) {
+  listeners open(1);
+  int p = open.ports[0];
+  int lo = std::max(1, p - 500);
+  auto t0 = clk::now();
+  auto r = run({scan_bin, "-c", "200", "127.0.0.1", std::to_string(lo) + "-" + std::to_string(lo + 999)});
+  EXPECT_LT(clk::now() - t0, 10s);
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find(std::to_string(p) + " open\n"), std::string::npos) << r.out;
+}
+
+TEST_F(WithHub, ABadRangeIsAUsageErrorNamingThePart) {
+  auto a = run({scan_bin, "127.0.0.1", "22,90-80,443"});
+  EXPECT_EQ(a.status, 2);
+  EXPECT_NE(a.err.find("bad port range \"90-80\""), std::string::npos) << a.err;
+  auto b = run({scan_bin, "127.0.0.1", "22,http"});
+  EXPECT_EQ(b.status, 2);
+  EXPECT_NE(b.err.find("bad port range \"http\""), std::string::npos) << b.err;
+  auto c = run({scan_bin, "127.0.0.1", "1-70000"});
+  EXPECT_EQ(c.status, 2);
+  EXPECT_NE(c.err.find("bad port range \"1-70000\""), std::string::npos) << c.err;
+  EXPECT_EQ(c.out, "");
+}
+
+TEST_F(WithHub, BadConcurrencyAndUnknownFlagsAreUsageErrors) {
+  auto a = run({scan_bin, "-c", "0", "127.0.0.1", "80"});
+  EXPECT_EQ(a.status, 2);
+  EXPECT_NE(a.err.find("bad -c \"0\""), std::string::npos) << a.err;
+  auto b = run({scan_bin, "--frobnicate", "127.0.0.1", "80"});
+  EXPECT_EQ(b.status, 2);
+  EXPECT_NE(b.err.find("unknown argument \"--frobnicate\""), std::string::npos) << b.err;
+  auto c = run({scan_bin, "127.0.0.1"});
+  EXPECT_EQ(c.status, 2);
+}
+
+TEST_F(WithHub, AnUnknownHostIsReportedAndExitsOne) {
+  auto r = run({scan_bin, "no-such-host.invalid", "80"});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("cannot resolve \"no-such-host.invalid\""), std::string::npos) << r.err;
+}
+
+TEST_F(WithHub, HelpAndVersionExitZero) {
+  auto h = run({scan_bin, "--help"});
+  EXPECT_EQ(h.status, 0);
+  EXPECT_NE(h.out.find("usage: moss-scan"), std::string::npos);
+  auto v = run({scan_bin, "--version"});
+  EXPECT_EQ(v.status, 0);
+  EXPECT_EQ(v.out, "moss-scan 0.1.0\n");
+}
