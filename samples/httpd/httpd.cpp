@@ -1,0 +1,519 @@
+// moss-httpd: a static-file HTTP/1.1 server with keep-alive, one task per
+// connection. Uses the explicit moss API (moss::io): every socket call is
+// a moss::io call that parks the connection's task, and the hot path (read
+// a request, parse, send the answer) makes no system call beyond recv and
+// send, which is what a benchmark of /hello measures.
+//
+// --workers N runs N hubs on N threads, each accepting on its own
+// SO_REUSEPORT listener, so the kernel spreads connections and no state is
+// shared between threads but the served root. The request parser lives in
+// http_parser.{hpp,cpp} (pure functions, fuzzed by fuzz/fuzz_parser.cpp).
+//
+// Safety: paths are percent-decoded and any ".." segment refused before
+// the file system is touched; the file found is then resolved with
+// realpath() and must still lie under the root's real path, so a symlink
+// pointing out of the root is refused too. A request head is bounded (16
+// KiB, 100 fields: 431 beyond), and connections idle for 60 s are closed.
+#include "http_parser.hpp"
+
+#include <moss/moss.hpp>
+
+#include <atomic>
+#include <cerrno>
+#include <climits>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fcntl.h>
+#include <memory>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <string>
+#include <string_view>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <thread>
+#include <unistd.h>
+#include <vector>
+
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr const char* prog = "moss-httpd";
+constexpr std::size_t head_limit = 16 * 1024;
+constexpr auto idle_timeout = 60s;
+
+struct config {
+  std::string host = "127.0.0.1";
+  int port = 8000;
+  int workers = 1;
+  bool access_log = false;
+  std::string root = ".";
+};
+
+std::string real_root;  // realpath of the served root, without trailing '/'
+bool access_log = false;
+std::atomic<bool> stopping{false};
+
+const char* content_type(std::string_view path) {
+  struct entry {
+    std::string_view ext;
+    const char* type;
+  };
+  static constexpr entry table[] = {
+      {".html", "text/html; charset=utf-8"},
+      {".htm", "text/html; charset=utf-8"},
+      {".txt", "text/plain; charset=utf-8"},
+      {".css", "text/css"},
+      {".js", "text/javascript"},
+      {".json", "application/json"},
+      {".xml", "application/xml"},
+      {".svg", "image/svg+xml"},
+      {".png", "image/png"},
+      {".jpg", "image/jpeg"},
+      {".jpeg", "image/jpeg"},
+      {".gif", "image/gif"},
+      {".ico", "image/x-icon"},
+      {".webp", "image/webp"},
+      {".pdf", "application/pdf"},
+      {".wasm", "application/wasm"},
+  };
+  auto slash = path.rfind('/');
+  auto dot = path.rfind('.');
+  if (dot != std::string_view::npos && (slash == std::string_view::npos || dot > slash)) {
+    auto ext = path.substr(dot);
+    for (const auto& e : table)
+      if (e.ext.size() == ext.size() &&
+          std::equal(ext.begin(), ext.end(), e.ext.begin(), [](char a, char b) { return (a | 0x20) == b; }))
+        return e.type;
+  }
+  return "application/octet-stream";
+}
+
+const char* reason(int status) {
+  switch (status) {
+    case 200: return "OK";
+    case 400: return "Bad Request";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 505: return "HTTP Version Not Supported";
+    default: return "Unknown";
+  }
+}
+
+// One connection: a task owns it from accept to close.
+class connection {
+ public:
+  explicit connection(int fd) : fd_(fd) {}
+  connection(const connection&) = delete;
+  connection& operator=(const connection&) = delete;
+  ~connection() { moss::io::close(fd_); }
+
+  void serve() {
+    std::size_t have = 0;
+    for (;;) {
+      httpd::request req;
+      auto st = httpd::parse_request(std::string_view(buf_, have), req);
+      if (st == httpd::parse_status::incomplete) {
+        if (have == sizeof buf_) st = httpd::parse_status::too_large;
+      }
+      if (st == httpd::parse_status::incomplete) {
+        // Answers queued for pipelined requests go out before we wait.
+        if (!flush()) return;
+        ssize_t n = receive(buf_ + have, sizeof buf_ - have);
+        if (n <= 0) return;
+        have += static_cast<std::size_t>(n);
+        continue;
+      }
+      if (st != httpd::parse_status::complete) {
+        int code = st == httpd::parse_status::too_large ? 431 : st == httpd::parse_status::bad_version ? 505 : 400;
+        error_reply(code, "", false, false);
+        log("-", "-", code, 0);
+        flush();
+        linger_close();
+        return;
+      }
+      bool keep = handle(req) && req.keep_alive && !req.has_body && !stopping.load(std::memory_order_relaxed);
+      if (!keep) {
+        flush();
+        if (req.has_body) linger_close();
+        return;
+      }
+      std::memmove(buf_, buf_ + req.head_size, have - req.head_size);
+      have -= req.head_size;
+    }
+  }
+
+ private:
+  // receive() reads what is there, waiting at most idle_timeout for it.
+  ssize_t receive(char* p, std::size_t len) {
+    for (;;) {
+      ssize_t n = moss::io::recv(fd_, p, len, MSG_DONTWAIT);
+      if (n >= 0) return n;
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN) return -1;
+      if (moss::io::wait_readable(fd_, idle_timeout) != 0) return -1;
+    }
+  }
+
+  bool send_all(const char* p, std::size_t len, int flags = 0) {
+    while (len > 0) {
+      ssize_t n = moss::io::send(fd_, p, len, flags | MSG_NOSIGNAL);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return false;
+      }
+      p += n;
+      len -= static_cast<std::size_t>(n);
+    }
+    return true;
+  }
+
+  bool flush() {
+    if (out_.empty()) return true;
+    bool ok = send_all(out_.data(), out_.size());
+    out_.clear();
+    return ok;
+  }
+
+  // linger_close() ends a connection we refuse mid-request: stop sending,
+  // then read and drop what the client is still sending (bounded), so the
+  // kernel does not answer those bytes with a reset that could destroy our
+  // reply before the client reads it.
+  void linger_close() {
+    ::shutdown(fd_, SHUT_WR);
+    auto deadline = moss::detail::deadline_after(2s);
+    std::size_t dropped = 0;
+    while (dropped < (1u << 20)) {
+      if (moss::io::wait_readable(fd_, deadline) != 0) return;
+      ssize_t n = moss::io::recv(fd_, buf_, sizeof buf_, MSG_DONTWAIT);
+      if (n <= 0 && !(n < 0 && (errno == EAGAIN || errno == EINTR))) return;
+      if (n > 0) dropped += static_cast<std::size_t>(n);
+    }
+  }
+
+  void head(int status, const char* type, std::uint64_t length, bool keep, const char* extra = "") {
+    char h[512];
+    int n = std::snprintf(h, sizeof h,
+                          "HTTP/1.1 %d %s\r\nServer: moss-httpd/0.1.0\r\nContent-Type: %s\r\n"
+                          "Content-Length: %llu\r\n%s%s\r\n",
+                          status, reason(status), type, static_cast<unsigned long long>(length), extra,
+                          keep ? "" : "Connection: close\r\n");
+    out_.append(h, static_cast<std::size_t>(n));
+  }
+
+  void error_reply(int status, const char* extra, bool keep, bool head_only) {
+    char body[64];
+    int n = std::snprintf(body, sizeof body, "%d %s\n", status, reason(status));
+    head(status, "text/plain; charset=utf-8", static_cast<std::uint64_t>(n), keep, extra);
+    if (!head_only) out_.append(body, static_cast<std::size_t>(n));
+  }
+
+  void log(std::string_view method, std::string_view target, int status, std::uint64_t bytes) {
+    if (!access_log) return;
+    std::printf("%.*s %.*s %d %llu\n", static_cast<int>(method.size()), method.data(),
+                static_cast<int>(target.size()), target.data(), status, static_cast<unsigned long long>(bytes));
+  }
+
+  // handle() answers one parsed request; false when the connection must
+  // close (a send failed).
+  bool handle(const httpd::request& req) {
+    const bool is_head = req.method == "HEAD";
+    const bool keep = req.keep_alive && !req.has_body;
+    if (!is_head && req.method != "GET") {
+      error_reply(405, "Allow: GET, HEAD\r\n", keep, false);
+      log(req.method, req.target, 405, 0);
+      return true;
+    }
+    if (req.target == "/hello") {
+      if (keep) {
+        static constexpr std::string_view hello =
+            "HTTP/1.1 200 OK\r\nServer: moss-httpd/0.1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
+            "Content-Length: 6\r\n\r\nhello\n";
+        out_.append(is_head ? hello.substr(0, hello.size() - 6) : hello);
+      } else {
+        head(200, "text/plain; charset=utf-8", 6, false);
+        if (!is_head) out_.append("hello\n");
+      }
+      log(req.method, req.target, 200, 6);
+      return true;
+    }
+    std::string path;
+    bool dir_form = false;
+    auto ps = httpd::decode_path(req.target, path, dir_form);
+    if (ps != httpd::path_status::ok) {
+      int code = ps == httpd::path_status::escapes ? 403 : 400;
+      error_reply(code, "", keep, is_head);
+      log(req.method, req.target, code, 0);
+      return true;
+    }
+    return send_file(req, path, is_head, keep);
+  }
+
+  bool send_file(const httpd::request& req, const std::string& path, bool is_head, bool keep) {
+    std::string full = real_root + path;
+    struct stat st {};
+    if (::stat(full.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) full += "/index.html";
+    int code = 0;
+    char resolved[PATH_MAX];
+    if (::realpath(full.c_str(), resolved) == nullptr) {
+      code = errno == EACCES ? 403 : 404;
+    } else {
+      std::string_view r(resolved);
+      // The realpath check: whatever symlinks the path went through, the
+      // file must lie under the root.
+      if (!(r.size() > real_root.size() && r.substr(0, real_root.size()) == real_root && r[real_root.size()] == '/'))
+        code = 403;
+    }
+    int file = -1;
+    if (code == 0) {
+      file = ::open(resolved, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+      if (file < 0) code = errno == EACCES ? 403 : 404;
+    }
+    if (code == 0 && (::fstat(file, &st) != 0 || !S_ISREG(st.st_mode))) code = 403;
+    if (code != 0) {
+      if (file >= 0) ::close(file);
+      error_reply(code, "", keep, is_head);
+      log(req.method, req.target, code, 0);
+      return true;
+    }
+    auto size = static_cast<std::uint64_t>(st.st_size);
+    head(200, content_type(resolved), size, keep);
+    log(req.method, req.target, 200, size);
+    bool ok = true;
+    if (!is_head && size > 0) {
+      ok = send_all(out_.data(), out_.size(), MSG_MORE);
+      out_.clear();
+      off_t off = 0;
+      while (ok && static_cast<std::uint64_t>(off) < size) {
+        ssize_t n = moss::io::sendfile(fd_, file, &off, static_cast<std::size_t>(size - static_cast<std::uint64_t>(off)));
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) ok = false;  // the file shrank, or the peer left
+      }
+    }
+    ::close(file);
+    return ok;
+  }
+
+  int fd_;
+  std::string out_;
+  char buf_[head_limit];
+};
+
+// open_listener() makes one SO_REUSEPORT listener on addr; errors name it.
+int open_listener(const sockaddr* addr, socklen_t len, const std::string& shown) {
+  int fd = ::socket(addr->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) throw std::system_error(errno, std::generic_category(), "socket");
+  int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+  if (::bind(fd, addr, len) != 0 || ::listen(fd, 4096) != 0) {
+    int e = errno;
+    ::close(fd);
+    throw std::system_error(e, std::generic_category(), "cannot listen on " + shown);
+  }
+  return fd;
+}
+
+// accept_loop() is a worker's main: accept until stopping, one task per
+// connection. When it returns, moss::run kills the connections left.
+void accept_loop(int listener) {
+  for (;;) {
+    int fd = moss::io::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (stopping.load()) return;
+      if (errno == EINTR || errno == ECONNABORTED || errno == EMFILE || errno == ENFILE) {
+        if (errno == EMFILE || errno == ENFILE) moss::sleep(10ms);
+        continue;
+      }
+      std::fprintf(stderr, "%s: accept: %s\n", prog, std::strerror(errno));
+      return;
+    }
+    int one = 1;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    moss::spawn([fd] {
+      auto c = std::make_unique<connection>(fd);
+      c->serve();
+    });
+  }
+}
+
+void usage(FILE* f) {
+  std::fprintf(f,
+               "usage: moss-httpd [--port P] [--host H] [--workers N] [--access-log] [ROOT]\n"
+               "\n"
+               "Serve the directory ROOT (default: the current directory) over HTTP/1.1\n"
+               "with keep-alive: GET and HEAD, index.html for directories, and /hello,\n"
+               "which answers \"hello\" (for benchmarks). Ctrl-C stops it.\n"
+               "\n"
+               "  --port P       TCP port (default 8000; 0 picks a free one)\n"
+               "  --host H       address to listen on (default 127.0.0.1)\n"
+               "  --workers N    N threads, each with its own SO_REUSEPORT listener (default 1)\n"
+               "  --access-log   print \"METHOD TARGET STATUS BYTES\" per request on stdout\n"
+               "  --help, --version\n"
+               "\n"
+               "examples:\n"
+               "  moss-httpd ./public\n"
+               "  moss-httpd --host 0.0.0.0 --port 8080 --workers 4 /srv/www\n"
+               "  curl -i http://127.0.0.1:8000/hello\n");
+}
+
+bool parse_int(const char* s, int lo, int hi, int& out) {
+  char* end = nullptr;
+  errno = 0;
+  long v = std::strtol(s, &end, 10);
+  if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi) return false;
+  out = static_cast<int>(v);
+  return true;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  config cfg;
+  bool root_given = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string_view a = argv[i];
+    auto value = [&](const char* what) -> const char* {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "%s: %s needs a value (try --help)\n", prog, what);
+        std::exit(2);
+      }
+      return argv[++i];
+    };
+    if (a == "--help" || a == "-h") {
+      usage(stdout);
+      return 0;
+    } else if (a == "--version") {
+      std::printf("moss-httpd 0.1.0\n");
+      return 0;
+    } else if (a == "--port") {
+      const char* v = value("--port");
+      if (!parse_int(v, 0, 65535, cfg.port)) {
+        std::fprintf(stderr, "%s: bad port \"%s\": expected 0 to 65535\n", prog, v);
+        return 2;
+      }
+    } else if (a == "--host") {
+      cfg.host = value("--host");
+    } else if (a == "--workers") {
+      const char* v = value("--workers");
+      if (!parse_int(v, 1, 1024, cfg.workers)) {
+        std::fprintf(stderr, "%s: bad worker count \"%s\": expected 1 to 1024\n", prog, v);
+        return 2;
+      }
+    } else if (a == "--access-log") {
+      cfg.access_log = true;
+    } else if (a.size() > 1 && a[0] == '-') {
+      std::fprintf(stderr, "%s: unknown option \"%s\" (try --help)\n", prog, argv[i]);
+      return 2;
+    } else if (root_given) {
+      std::fprintf(stderr, "%s: unexpected argument \"%s\": only one ROOT may be given\n", prog, argv[i]);
+      return 2;
+    } else {
+      cfg.root = argv[i];
+      root_given = true;
+    }
+  }
+  std::signal(SIGPIPE, SIG_IGN);
+  access_log = cfg.access_log;
+
+  char resolved[PATH_MAX];
+  struct stat st {};
+  if (::realpath(cfg.root.c_str(), resolved) == nullptr || ::stat(resolved, &st) != 0) {
+    std::fprintf(stderr, "%s: cannot serve \"%s\": %s\n", prog, cfg.root.c_str(), std::strerror(errno));
+    return 1;
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    std::fprintf(stderr, "%s: cannot serve \"%s\": not a directory\n", prog, cfg.root.c_str());
+    return 1;
+  }
+  real_root = resolved;
+  if (real_root == "/") real_root.clear();  // so real_root + "/x" is "/x"
+
+  std::vector<int> listeners;
+  int port = cfg.port;
+  try {
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    addrinfo* ai = nullptr;
+    int rc = ::getaddrinfo(cfg.host.c_str(), "0", &hints, &ai);
+    if (rc != 0) {
+      std::fprintf(stderr, "%s: bad host \"%s\": %s\n", prog, cfg.host.c_str(), gai_strerror(rc));
+      return 2;
+    }
+    sockaddr_storage addr{};
+    std::memcpy(&addr, ai->ai_addr, ai->ai_addrlen);
+    socklen_t alen = ai->ai_addrlen;
+    ::freeaddrinfo(ai);
+    auto set_port = [&](int p) {
+      if (addr.ss_family == AF_INET6)
+        reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port = htons(static_cast<std::uint16_t>(p));
+      else
+        reinterpret_cast<sockaddr_in*>(&addr)->sin_port = htons(static_cast<std::uint16_t>(p));
+    };
+    set_port(port);
+    std::string shown = cfg.host + ":" + std::to_string(port);
+    for (int w = 0; w < cfg.workers; ++w) {
+      listeners.push_back(open_listener(reinterpret_cast<sockaddr*>(&addr), alen, shown));
+      if (w == 0 && port == 0) {
+        // Port 0: the first listener's port is the one every worker shares.
+        sockaddr_storage got{};
+        socklen_t glen = sizeof got;
+        ::getsockname(listeners[0], reinterpret_cast<sockaddr*>(&got), &glen);
+        port = ntohs(got.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&got)->sin6_port
+                                               : reinterpret_cast<sockaddr_in*>(&got)->sin_port);
+        set_port(port);
+      }
+    }
+  } catch (const std::system_error& e) {
+    std::fprintf(stderr, "%s: %s\n", prog, e.what());
+    for (int fd : listeners) ::close(fd);
+    return 1;
+  }
+  bool v6 = cfg.host.find(':') != std::string::npos;
+  std::printf("%s: serving %s on http://%s%s%s:%d/ with %d worker%s\n", prog, real_root.empty() ? "/" : real_root.c_str(),
+              v6 ? "[" : "", cfg.host.c_str(), v6 ? "]" : "", port, cfg.workers, cfg.workers == 1 ? "" : "s");
+  std::fflush(stdout);
+  if (access_log) std::setvbuf(stdout, nullptr, _IOLBF, 0);
+
+  std::atomic<int> status{0};
+  std::vector<std::thread> threads;
+  auto run_worker = [&status](int listener) {
+    try {
+      moss::run([listener] { accept_loop(listener); });
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "%s: %s\n", prog, e.what());
+      status = 1;
+    }
+  };
+  for (int w = 1; w < cfg.workers; ++w) threads.emplace_back(run_worker, listeners[static_cast<std::size_t>(w)]);
+  try {
+    moss::run([&] {
+      // Stopping: shutting a listener down wakes its accept (on whichever
+      // hub waits in it) with an error, and each worker then returns.
+      auto stop = [&] {
+        stopping.store(true);
+        for (int fd : listeners) ::shutdown(fd, SHUT_RDWR);
+      };
+      auto on_int = moss::signal_handler(SIGINT, stop);
+      auto on_term = moss::signal_handler(SIGTERM, stop);
+      accept_loop(listeners[0]);
+    });
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s: %s\n", prog, e.what());
+    status = 1;
+  }
+  for (auto& t : threads) t.join();
+  for (int fd : listeners) ::close(fd);
+  std::fprintf(stderr, "%s: stopped\n", prog);
+  return status;
+}
