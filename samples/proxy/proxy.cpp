@@ -1,0 +1,328 @@
+// moss-proxy: a TCP port forwarder. Style: explicit moss API.
+//
+// One task per connection copies client -> upstream while a second copies
+// upstream -> client (moss::io::read/write park the greenlet, not the
+// thread). When one side ends its output (EOF) the other side is told with
+// shutdown(SHUT_WR), so half-closed protocols work; the connection is
+// closed when both directions have ended. The upstream connect is bounded by
+// a moss::timeout, idleness by the deadlines given to wait_readable.
+// --max-connections is a moss::semaphore taken before accept: past the
+// limit new clients wait in the kernel's listen backlog until one finishes.
+#include <moss/moss.hpp>
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace {
+
+using clk = std::chrono::steady_clock;
+
+constexpr const char* usage_text =
+    "usage: moss-proxy [options] LISTEN_PORT UPSTREAM_HOST:PORT\n"
+    "       moss-proxy [options] --listen [HOST:]PORT --upstream HOST:PORT\n"
+    "\n"
+    "Forwards every TCP connection made to the listening port to the upstream\n"
+    "address, copying bytes both ways. When one side closes its output the\n"
+    "other is told (shutdown SHUT_WR), so half-closed connections work.\n"
+    "\n"
+    "  --listen [HOST:]PORT    where to listen (HOST defaults to 127.0.0.1; PORT 0\n"
+    "                          picks a free one)\n"
+    "  --upstream HOST:PORT    where to forward (HOST may be a name)\n"
+    "  --idle-timeout SECONDS  close a connection after this long with no byte\n"
+    "                          either way (default 0: never)\n"
+    "  --max-connections N     at most N connections at once (default 1000); more\n"
+    "                          clients wait in the listen backlog, unanswered,\n"
+    "                          until one finishes (they are not refused)\n"
+    "  --connect-timeout SECONDS  how long to try the upstream (default 10)\n"
+    "  --help, --version\n"
+    "\n"
+    "Prints \"moss-proxy: listening on ADDR:PORT\" once it accepts connections.\n"
+    "A client whose upstream cannot be reached is closed, and one line on\n"
+    "stderr says why. SIGINT/SIGTERM close everything and exit 0.\n"
+    "\n"
+    "examples:\n"
+    "  moss-proxy 8080 example.com:80\n"
+    "  moss-proxy --listen 0.0.0.0:5433 --upstream db.internal:5432 --idle-timeout 600\n";
+
+struct options {
+  std::string listen_host = "127.0.0.1";
+  std::string listen_port;
+  std::string up_host, up_port;
+  double idle = 0;
+  double connect_timeout = 10;
+  long max_connections = 1000;
+};
+
+[[noreturn]] void usage_error(const std::string& msg) {
+  std::fprintf(stderr, "moss-proxy: %s (try --help)\n", msg.c_str());
+  std::exit(2);
+}
+
+double parse_seconds(const std::string& flag, const std::string& text) {
+  char* end = nullptr;
+  errno = 0;
+  double v = std::strtod(text.c_str(), &end);
+  if (text.empty() || *end != '\0' || errno != 0 || !(v >= 0 && v <= 1e6))
+    usage_error("bad " + flag + " \"" + text + "\": expected seconds from 0 to 1000000");
+  return v;
+}
+
+bool valid_port(const std::string& p) {
+  return !p.empty() && p.size() <= 5 && p.find_first_not_of("0123456789") == std::string::npos && std::stol(p) <= 65535;
+}
+
+// split_host_port() splits "host:port" ("[v6]:port" too); the host part
+// is optional only where default_host is given.
+void split_host_port(const std::string& flag, const std::string& text, const char* default_host, std::string* host,
+                     std::string* port) {
+  auto colon = text.rfind(':');
+  if (colon == std::string::npos) {
+    if (default_host == nullptr) usage_error("bad " + flag + " \"" + text + "\": expected HOST:PORT");
+    *host = default_host;
+    *port = text;
+  } else {
+    *host = text.substr(0, colon);
+    *port = text.substr(colon + 1);
+    if (host->size() >= 2 && host->front() == '[' && host->back() == ']') *host = host->substr(1, host->size() - 2);
+  }
+  if (host->empty() || !valid_port(*port))
+    usage_error("bad " + flag + " \"" + text + "\": expected " + (default_host ? "[HOST:]PORT" : "HOST:PORT") +
+                " with a port from 0 to 65535");
+}
+
+options parse_args(int argc, char** argv) {
+  options o;
+  std::vector<std::string> positional;
+  bool have_listen = false, have_upstream = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--help" || a == "-h") {
+      std::fputs(usage_text, stdout);
+      std::exit(0);
+    }
+    if (a == "--version") {
+      std::puts("moss-proxy 0.1.0");
+      std::exit(0);
+    }
+    if (a.size() > 1 && a[0] == '-') {
+      std::string flag = a, value;
+      if (auto eq = a.find('='); eq != std::string::npos) {
+        flag = a.substr(0, eq);
+        value = a.substr(eq + 1);
+      } else if (a == "--listen" || a == "--upstream" || a == "--idle-timeout" || a == "--max-connections" ||
+                 a == "--connect-timeout") {
+        if (i + 1 >= argc) usage_error(a + " needs a value");
+        value = argv[++i];
+      }
+      if (flag == "--listen") {
+        split_host_port(flag, value, "127.0.0.1", &o.listen_host, &o.listen_port);
+        have_listen = true;
+      } else if (flag == "--upstream") {
+        split_host_port(flag, value, nullptr, &o.up_host, &o.up_port);
+        have_upstream = true;
+      } else if (flag == "--idle-timeout") {
+        o.idle = parse_seconds(flag, value);
+      } else if (flag == "--connect-timeout") {
+        o.connect_timeout = parse_seconds(flag, value);
+      } else if (flag == "--max-connections") {
+        if (value.empty() || value.size() > 7 || value.find_first_not_of("0123456789") != std::string::npos ||
+            std::stol(value) < 1)
+          usage_error("bad --max-connections \"" + value + "\": expected a number from 1 to 9999999");
+        o.max_connections = std::stol(value);
+      } else {
+        usage_error("unknown argument \"" + a + "\"");
+      }
+      continue;
+    }
+    positional.push_back(a);
+  }
+  if (positional.size() == 2 && !have_listen && !have_upstream) {
+    if (!valid_port(positional[0]))
+      usage_error("bad LISTEN_PORT \"" + positional[0] + "\": expected a port from 0 to 65535");
+    o.listen_port = positional[0];
+    split_host_port("UPSTREAM", positional[1], nullptr, &o.up_host, &o.up_port);
+  } else if (!positional.empty() || !have_listen || !have_upstream) {
+    usage_error("expected LISTEN_PORT UPSTREAM_HOST:PORT, or --listen and --upstream");
+  }
+  return o;
+}
+
+// fd_guard closes a socket however the task ends (killed included).
+struct fd_guard {
+  int fd;
+  explicit fd_guard(int f) : fd(f) {}
+  fd_guard(const fd_guard&) = delete;
+  fd_guard& operator=(const fd_guard&) = delete;
+  ~fd_guard() {
+    if (fd >= 0) moss::io::close(fd);
+  }
+};
+
+// connect_upstream() returns a connected socket, or -1 with the reason in
+// *why.
+int connect_upstream(const options& o, std::string* why) {
+  std::vector<moss::dns::address> addrs;
+  try {
+    addrs = moss::dns::resolve(o.up_host, o.up_port);
+  } catch (const moss::dns::error& e) {
+    *why = std::string("cannot resolve \"") + o.up_host + "\": " + gai_strerror(e.code());
+    return -1;
+  }
+  for (const auto& a : addrs) {
+    int fd = moss::io::socket(a.family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+      *why = std::strerror(errno);
+      continue;
+    }
+    int rc = -1;
+    try {
+      moss::timeout limit(std::chrono::duration<double>(o.connect_timeout));
+      rc = moss::io::connect(fd, a.get(), a.length);
+      if (rc != 0) *why = std::strerror(errno);
+    } catch (const moss::timeout_error&) {
+      *why = "timed out";
+    }
+    if (rc == 0) return fd;
+    moss::io::close(fd);
+  }
+  return -1;
+}
+
+// pump() copies from -> to until from's EOF (then tells `to` with
+// SHUT_WR), an error, or idleness (then ends both directions).
+void pump(int from, int to, clk::time_point* last_activity, double idle) {
+  char buf[16384];
+  const auto idle_for = std::chrono::duration_cast<clk::duration>(std::chrono::duration<double>(idle));
+  for (;;) {
+    if (idle > 0 && moss::io::wait_readable(from, *last_activity + idle_for) != 0) {
+      if (errno != ETIMEDOUT) break;
+      // The other direction may have been busy meanwhile.
+      if (clk::now() < *last_activity + idle_for) continue;
+      break;
+    }
+    ssize_t n = moss::io::read(from, buf, sizeof buf);
+    if (n == 0) {
+      ::shutdown(to, SHUT_WR);
+      return;
+    }
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    if (moss::io::send(to, buf, static_cast<std::size_t>(n), MSG_NOSIGNAL) != n) break;
+    *last_activity = clk::now();
+  }
+  // Idle, reset or broken: end both directions, which also wakes the other
+  // pump with EOF.
+  ::shutdown(from, SHUT_RDWR);
+  ::shutdown(to, SHUT_RDWR);
+}
+
+void serve(int client_fd, const options& o, moss::semaphore& slots) {
+  fd_guard client(client_fd);
+  struct slot_guard {
+    moss::semaphore& s;
+    ~slot_guard() { s.release(); }
+  } slot{slots};
+  std::string why;
+  fd_guard upstream(connect_upstream(o, &why));
+  if (upstream.fd < 0) {
+    std::fprintf(stderr, "moss-proxy: cannot connect to upstream %s:%s: %s\n", o.up_host.c_str(), o.up_port.c_str(),
+                 why.c_str());
+    return;
+  }
+  clk::time_point last = clk::now();
+  auto back = moss::spawn(pump, upstream.fd, client.fd, &last, o.idle);
+  try {
+    pump(client.fd, upstream.fd, &last, o.idle);
+    back.join();
+  } catch (...) {
+    back.kill();  // it uses our fds and `last`: it must end before they do
+    throw;
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  options o = parse_args(argc, argv);
+  std::signal(SIGPIPE, SIG_IGN);
+  try {
+    return moss::run([&] {
+      std::vector<moss::dns::address> here;
+      try {
+        here = moss::dns::resolve(o.listen_host, o.listen_port);
+      } catch (const moss::dns::error& e) {
+        std::fprintf(stderr, "moss-proxy: bad listen address \"%s\": %s\n", o.listen_host.c_str(), gai_strerror(e.code()));
+        return 2;
+      }
+      const auto& a = here.front();
+      int lfd = moss::io::socket(a.family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      int on = 1;
+      if (lfd < 0 || setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) != 0 || bind(lfd, a.get(), a.length) != 0 ||
+          listen(lfd, SOMAXCONN) != 0) {
+        std::fprintf(stderr, "moss-proxy: cannot listen on %s:%s: %s\n", o.listen_host.c_str(), o.listen_port.c_str(),
+                     std::strerror(errno));
+        return 1;
+      }
+      sockaddr_storage bound{};
+      socklen_t len = sizeof bound;
+      getsockname(lfd, reinterpret_cast<sockaddr*>(&bound), &len);
+      char shown[INET6_ADDRSTRLEN] = "?";
+      int port = 0;
+      if (bound.ss_family == AF_INET6) {
+        auto* b6 = reinterpret_cast<sockaddr_in6*>(&bound);
+        inet_ntop(AF_INET6, &b6->sin6_addr, shown, sizeof shown);
+        port = ntohs(b6->sin6_port);
+      } else {
+        auto* b4 = reinterpret_cast<sockaddr_in*>(&bound);
+        inet_ntop(AF_INET, &b4->sin_addr, shown, sizeof shown);
+        port = ntohs(b4->sin_port);
+      }
+      std::printf("moss-proxy: listening on %s:%d, forwarding to %s:%s\n", shown, port, o.up_host.c_str(),
+                  o.up_port.c_str());
+      std::fflush(stdout);
+
+      moss::semaphore slots(static_cast<std::size_t>(o.max_connections));
+      moss::group conns;
+      moss::event stop;
+      auto on_int = moss::signal_handler(SIGINT, [&] { stop.set(); });
+      auto on_term = moss::signal_handler(SIGTERM, [&] { stop.set(); });
+      auto acceptor = moss::spawn([&] {
+        for (;;) {
+          slots.acquire();  // past the limit, clients wait in the backlog
+          int c = moss::io::accept4(lfd, nullptr, nullptr, SOCK_CLOEXEC);
+          if (c < 0) {
+            slots.release();
+            if (errno == EBADF || errno == EINVAL) return;  // listener closed: stopping
+            if (errno == EMFILE || errno == ENFILE) {
+              std::fprintf(stderr, "moss-proxy: accept: %s\n", std::strerror(errno));
+              moss::sleep(std::chrono::seconds(1));
+            }
+            continue;
+          }
+          conns.spawn(serve, c, std::cref(o), std::ref(slots));
+        }
+      });
+      stop.wait();
+      acceptor.kill();
+      moss::io::close(lfd);
+      conns.kill();
+      return 0;
+    });
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "moss-proxy: %s\n", e.what());
+    return 1;
+  }
+}

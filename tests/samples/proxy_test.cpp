@@ -1,0 +1,171 @@
+// proxy_test: the built moss-proxy between loopback clients and a small
+// upstream server run here on a thread.
+#include "leak_check.hpp"
+#include "sample_process.hpp"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+using moss_test::WithHub;
+using namespace sample_test;
+
+namespace {
+
+const std::string proxy_bin = MOSS_PROXY;
+
+// upstream: a thread per connection, which echoes what arrives and, once
+// the client's side ends (EOF), sends "<eof>" and closes.
+class upstream {
+ public:
+  upstream() : fd_(listen_any(&port_)), thread_([this] { loop(); }) {}
+  ~upstream() {
+    ::shutdown(fd_, SHUT_RDWR);  // wakes accept
+    thread_.join();
+    for (auto& t : conns_) t.join();  // each ends at EOF or its 10 s timeout
+    close(fd_);
+  }
+  int port() const { return port_; }
+
+ private:
+  void loop() {
+    for (;;) {
+      int c = accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (c < 0) return;
+      conns_.emplace_back([c] {
+        set_timeouts(c, 10s);
+        char buf[16384];
+        ssize_t n;
+        while ((n = recv(c, buf, sizeof buf, 0)) > 0)
+          if (!send_all(c, std::string(buf, static_cast<std::size_t>(n)))) break;
+        if (n == 0) send_all(c, "<eof>");
+        close(c);
+      });
+    }
+  }
+  int port_ = 0;
+  int fd_;
+  std::vector<std::thread> conns_;  // touched by the accept thread only, until it is joined
+  std::thread thread_;
+};
+
+std::unique_ptr<child> start(std::vector<std::string> args, int* port) {
+  args.insert(args.begin(), proxy_bin);
+  auto c = std::make_unique<child>(args);
+  auto l = c->line();
+  *port = l ? port_in(*l) : -1;
+  return c;
+}
+
+}  // namespace
+
+TEST_F(WithHub, BytesGoBothWaysAndAHalfCloseReachesUpstream) {
+  upstream up;
+  int port = 0;
+  auto p = start({"0", "127.0.0.1:" + std::to_string(up.port())}, &port);
+  ASSERT_GT(port, 0);
+  int fd = connect_to(port);
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(send_all(fd, "hello"));
+  EXPECT_EQ(recv_n(fd, 5), "hello");
+  // Our side ends; upstream must see EOF, and its reply still reach us.
+  ASSERT_EQ(shutdown(fd, SHUT_WR), 0);
+  std::string rest;
+  EXPECT_TRUE(recv_to_eof(fd, &rest));
+  EXPECT_EQ(rest, "<eof>");
+  close(fd);
+  p->signal(SIGTERM);
+  EXPECT_EQ(p->exit_code(), 0);
+}
+
+TEST_F(WithHub, AMegabyteGoesThroughIntactWithTheLongFlags) {
+  upstream up;
+  int port = 0;
+  auto p = start({"--listen", "127.0.0.1:0", "--upstream", "localhost:" + std::to_string(up.port())}, &port);
+  ASSERT_GT(port, 0);
+  int fd = connect_to(port);
+  ASSERT_GE(fd, 0);
+  std::string data(1 << 20, '\0');
+  for (std::size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>(i * 13 + i / 1000);
+  std::thread sender([&] {
+    send_all(fd, data);
+    shutdown(fd, SHUT_WR);
+  });
+  std::string got;
+  EXPECT_TRUE(recv_to_eof(fd, &got));
+  sender.join();
+  EXPECT_TRUE(got == data + "<eof>") << "got " << got.size() << " bytes";
+  close(fd);
+}
+
+TEST_F(WithHub, AnIdleConnectionIsClosed) {
+  upstream up;
+  int port = 0;
+  auto p = start({"--idle-timeout", "0.3", "0", "127.0.0.1:" + std::to_string(up.port())}, &port);
+  ASSERT_GT(port, 0);
+  int fd = connect_to(port);
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(send_all(fd, "x"));
+  ASSERT_EQ(recv_n(fd, 1), "x");
+  auto t0 = clk::now();
+  std::string rest;
+  EXPECT_TRUE(recv_to_eof(fd, &rest));  // closed by the proxy, not our 10 s timeout
+  EXPECT_GE(clk::now() - t0, 250ms);
+  EXPECT_LT(clk::now() - t0, 5s);
+  close(fd);
+}
+
+TEST_F(WithHub, ARefusedUpstreamClosesTheClientAndSaysSoOnOneLine) {
+  int dead = free_port();
+  ASSERT_LT(connect_to(dead), 0) << "port " << dead << " was meant to be closed";
+  int port = 0;
+  auto p = start({"0", "127.0.0.1:" + std::to_string(dead)}, &port);
+  ASSERT_GT(port, 0);
+  int fd = connect_to(port);
+  ASSERT_GE(fd, 0);
+  std::string rest;
+  EXPECT_TRUE(recv_to_eof(fd, &rest));
+  EXPECT_EQ(rest, "");
+  close(fd);
+  auto l = p->err_line();
+  ASSERT_TRUE(l.has_value());
+  EXPECT_EQ(*l, "moss-proxy: cannot connect to upstream 127.0.0.1:" + std::to_string(dead) + ": Connection refused");
+}
+
+TEST_F(WithHub, PastMaxConnectionsAClientWaitsForASlot) {
+  upstream up;
+  int port = 0;
+  auto p = start({"--max-connections", "1", "0", "127.0.0.1:" + std::to_string(up.port())}, &port);
+  ASSERT_GT(port, 0);
+  int first = connect_to(port);
+  ASSERT_GE(first, 0);
+  ASSERT_TRUE(send_all(first, "one"));
+  ASSERT_EQ(recv_n(first, 3), "one");
+  int second = connect_to(port, 300ms);  // the kernel's backlog takes it
+  ASSERT_GE(second, 0);
+  ASSERT_TRUE(send_all(second, "two"));
+  EXPECT_EQ(recv_n(second, 3), "") << "served while the only slot was taken";
+  set_timeouts(second, 10s);
+  close(first);
+  EXPECT_EQ(recv_n(second, 3), "two");
+  close(second);
+}
+
+TEST_F(WithHub, HelpVersionAndBadArguments) {
+  auto h = run({proxy_bin, "--help"});
+  EXPECT_EQ(h.status, 0);
+  EXPECT_NE(h.out.find("usage: moss-proxy"), std::string::npos);
+  auto v = run({proxy_bin, "--version"});
+  EXPECT_EQ(v.status, 0);
+  EXPECT_EQ(v.out, "moss-proxy 0.1.0\n");
+  auto a = run({proxy_bin, "8080", "nowhere"});
+  EXPECT_EQ(a.status, 2);
+  EXPECT_NE(a.err.find("bad UPSTREAM \"nowhere\""), std::string::npos) << a.err;
+  auto b = run({proxy_bin, "--idle-timeout", "soon", "8080", "h:1"});
+  EXPECT_EQ(b.status, 2);
+  EXPECT_NE(b.err.find("bad --idle-timeout \"soon\""), std::string::npos) << b.err;
+  auto c = run({proxy_bin, "--frobnicate"});
+  EXPECT_EQ(c.status, 2);
+  EXPECT_NE(c.err.find("unknown argument \"--frobnicate\""), std::string::npos) << c.err;
+}
