@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -77,6 +78,61 @@ TEST_F(WithHub, AThousandPortsAreScannedQuickly) {
   EXPECT_LT(clk::now() - t0, 10s);
   EXPECT_EQ(r.status, 0) << r.err;
   EXPECT_NE(r.out.find(std::to_string(p) + " open\n"), std::string::npos) << r.out;
+}
+
+// silent: a listener whose accept queue is full, so the kernel drops
+// further SYNs and a connect to it hangs until the scanner's timeout.
+struct silent {
+  int port = 0;
+  int fd = -1;
+  std::vector<int> fillers;
+  silent() {
+    fd = listen_any(&port, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    for (int i = 0; i < 3; ++i) {
+      int f = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+      connect(f, reinterpret_cast<sockaddr*>(&a), sizeof a);
+      fillers.push_back(f);
+    }
+    std::this_thread::sleep_for(50ms);  // let the handshakes that fit complete
+  }
+  ~silent() {
+    for (int f : fillers) close(f);
+    close(fd);
+  }
+};
+
+TEST_F(WithHub, APortThatNeverAnswersCountsAsClosedAfterTheTimeout) {
+  silent s;
+  listeners open(1);
+  auto t0 = clk::now();
+  auto r = run({scan_bin, "--timeout", "300", "127.0.0.1", std::to_string(s.port) + "," + std::to_string(open.ports[0])});
+  auto took = clk::now() - t0;
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, expected_lines(open.ports));
+  EXPECT_GE(took, 280ms);
+  EXPECT_LT(took, 5s);
+}
+
+TEST_F(WithHub, ConcurrencyBoundsHowManyAttemptsWaitAtOnce) {
+  std::vector<std::unique_ptr<silent>> quiet;
+  std::string list;
+  for (int i = 0; i < 4; ++i) {
+    quiet.push_back(std::make_unique<silent>());
+    list += (i ? "," : "") + std::to_string(quiet.back()->port);
+  }
+  auto timed = [&](const char* c) {
+    auto t0 = clk::now();
+    auto r = run({scan_bin, "-c", c, "--timeout", "400", "127.0.0.1", list});
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, "");
+    return clk::now() - t0;
+  };
+  EXPECT_GE(timed("1"), 1550ms);  // four 400 ms timeouts one after another
+  EXPECT_LT(timed("4"), 1500ms);  // all four at once: ~400 ms
 }
 
 TEST_F(WithHub, ABadRangeIsAUsageErrorNamingThePart) {
