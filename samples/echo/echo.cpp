@@ -20,16 +20,22 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <atomic>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <latch>
 #include <string>
 #include <thread>
 #include <vector>
 
 namespace {
+
+// Set by the first worker to hear SIGINT/SIGTERM: a worker whose handlers
+// were registered a moment after the signal came still stops.
+std::atomic<bool> stopping{false};
 
 constexpr const char* usage_text =
     "usage: moss-echo [--host ADDR] [--port PORT] [--workers N] [--grace SECONDS]\n"
@@ -146,11 +152,18 @@ void serve(int fd) {
 
 // worker() runs one hub: accept on listener, one greenlet per connection,
 // until SIGINT/SIGTERM; then the grace period.
-void worker(int listener, double grace) try {
+// ready counts down once this worker hears signals.
+void worker(int listener, double grace, std::latch* ready) try {
   moss::run([&] {
     moss::event stop;
-    auto on_int = moss::signal_handler(SIGINT, [&] { stop.set(); });
-    auto on_term = moss::signal_handler(SIGTERM, [&] { stop.set(); });
+    auto on_signal = [&] {
+      stopping = true;
+      stop.set();
+    };
+    auto on_int = moss::signal_handler(SIGINT, on_signal);
+    auto on_term = moss::signal_handler(SIGTERM, on_signal);
+    ready->count_down();
+    if (stopping) stop.set();
     moss::group conns;
     auto acceptor = moss::spawn([&] {
       for (;;) {
@@ -219,13 +232,18 @@ int main(int argc, char** argv) {
   }
   for (int i = 1; i < o.workers; ++i) listeners.push_back(open_listener(addr, len, o.host + ":" + std::to_string(port)));
 
-  {
+  // Announced once every worker hears SIGINT/SIGTERM, so a signal sent
+  // after the announcement stops them all.
+  std::latch ready(o.workers + 1);
+  std::thread announce([&] {
+    ready.arrive_and_wait();
     std::printf("moss-echo: listening on %s:%d (%d worker%s)\n", shown, port, o.workers, o.workers == 1 ? "" : "s");
     std::fflush(stdout);
-    std::vector<std::thread> threads;
-    for (int i = 1; i < o.workers; ++i) threads.emplace_back(worker, listeners[static_cast<std::size_t>(i)], o.grace);
-    worker(listeners[0], o.grace);
-    for (auto& t : threads) t.join();
-  }
+  });
+  std::vector<std::thread> threads;
+  for (int i = 1; i < o.workers; ++i) threads.emplace_back(worker, listeners[static_cast<std::size_t>(i)], o.grace, &ready);
+  worker(listeners[0], o.grace, &ready);
+  for (auto& t : threads) t.join();
+  announce.join();
   return 0;
 }
