@@ -290,15 +290,15 @@ int main(int argc, char** argv) {
         inet_ntop(AF_INET, &b4->sin_addr, shown, sizeof shown);
         port = ntohs(b4->sin_port);
       }
-      std::printf("moss-proxy: listening on %s:%d, forwarding to %s:%s\n", shown, port, o.up_host.c_str(),
-                  o.up_port.c_str());
-      std::fflush(stdout);
-
       moss::semaphore slots(static_cast<std::size_t>(o.max_connections));
       moss::group conns;
       moss::event stop;
       auto on_int = moss::signal_handler(SIGINT, [&] { stop.set(); });
       auto on_term = moss::signal_handler(SIGTERM, [&] { stop.set(); });
+      // Announced once a signal would be heard.
+      std::printf("moss-proxy: listening on %s:%d, forwarding to %s:%s\n", shown, port, o.up_host.c_str(),
+                  o.up_port.c_str());
+      std::fflush(stdout);
       auto acceptor = moss::spawn([&] {
         for (;;) {
           slots.acquire();  // past the limit, clients wait in the backlog

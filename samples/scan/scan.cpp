@@ -170,6 +170,7 @@ int main(int argc, char** argv) {
       auto on_term = moss::signal_handler(SIGTERM, stop);
       for (std::size_t i = 0; i < ports.size() && !stopped; ++i)
         p.spawn([&, i] { result[i] = probe(target, ports[i], std::chrono::milliseconds(timeout_ms), &why[i]); });
+      if (stopped) p.kill();  // one more may have started as the signal came
       p.join();
       if (stopped) {
         std::fprintf(stderr, "moss-scan: interrupted\n");

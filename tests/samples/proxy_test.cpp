@@ -152,6 +152,45 @@ TEST_F(WithHub, PastMaxConnectionsAClientWaitsForASlot) {
   close(second);
 }
 
+TEST_F(WithHub, SigintClosesOpenConnectionsAndExitsZero) {
+  upstream up;
+  int port = 0;
+  auto p = start({"0", "127.0.0.1:" + std::to_string(up.port())}, &port);
+  ASSERT_GT(port, 0);
+  int fd = connect_to(port);
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(send_all(fd, "hi"));
+  ASSERT_EQ(recv_n(fd, 2), "hi");
+  p->signal(SIGINT);
+  EXPECT_EQ(p->exit_code(), 0);
+  char c;
+  errno = 0;
+  ssize_t r = recv(fd, &c, 1, 0);
+  EXPECT_TRUE(r == 0 || (r < 0 && errno == ECONNRESET)) << r << " " << std::strerror(errno);  // not our 10 s timeout
+  close(fd);
+}
+
+TEST_F(WithHub, AnIPv6ListenAddressWorks) {
+  upstream up;
+  auto p = std::make_unique<child>(std::vector<std::string>{proxy_bin, "--listen", "[::1]:0", "--upstream",
+                                                            "127.0.0.1:" + std::to_string(up.port())});
+  auto l = p->line();
+  ASSERT_TRUE(l.has_value());
+  auto pos = l->find("::1:");
+  ASSERT_NE(pos, std::string::npos) << *l;
+  int port = std::atoi(l->c_str() + pos + 4);
+  int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in6 a{};
+  a.sin6_family = AF_INET6;
+  a.sin6_port = htons(static_cast<uint16_t>(port));
+  a.sin6_addr = in6addr_loopback;
+  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0) << std::strerror(errno);
+  set_timeouts(fd, 10s);
+  ASSERT_TRUE(send_all(fd, "six"));
+  EXPECT_EQ(recv_n(fd, 3), "six");
+  close(fd);
+}
+
 TEST_F(WithHub, HelpVersionAndBadArguments) {
   auto h = run({proxy_bin, "--help"});
   EXPECT_EQ(h.status, 0);

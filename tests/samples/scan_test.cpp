@@ -135,6 +135,32 @@ TEST_F(WithHub, ConcurrencyBoundsHowManyAttemptsWaitAtOnce) {
   EXPECT_LT(timed("4"), 1500ms);  // all four at once: ~400 ms
 }
 
+// catches() is true once pid has a handler for sig (its SigCgt mask in
+// /proc), i.e. once a signal would reach moss rather than kill it.
+bool catches(pid_t pid, int sig) {
+  FILE* f = std::fopen(("/proc/" + std::to_string(pid) + "/status").c_str(), "r");
+  if (f == nullptr) return false;
+  char line[256];
+  unsigned long long mask = 0;
+  while (std::fgets(line, sizeof line, f) != nullptr)
+    if (std::sscanf(line, "SigCgt: %llx", &mask) == 1) break;
+  std::fclose(f);
+  return (mask >> (sig - 1)) & 1;
+}
+
+TEST_F(WithHub, CtrlCStopsAScanThatIsWaitingAndExitsOne) {
+  silent s;
+  child c({scan_bin, "--timeout", "60000", "127.0.0.1", std::to_string(s.port)});
+  auto deadline = clk::now() + 10s;
+  while (!catches(c.pid(), SIGINT) && clk::now() < deadline) std::this_thread::sleep_for(5ms);
+  ASSERT_TRUE(catches(c.pid(), SIGINT));
+  auto t0 = clk::now();
+  c.signal(SIGINT);
+  EXPECT_EQ(c.exit_code(), 1);
+  EXPECT_LT(clk::now() - t0, 5s);
+  EXPECT_NE(c.rest_of_stderr().find("moss-scan: interrupted"), std::string::npos);
+}
+
 TEST_F(WithHub, ABadRangeIsAUsageErrorNamingThePart) {
   auto a = run({scan_bin, "127.0.0.1", "22,90-80,443"});
   EXPECT_EQ(a.status, 2);
