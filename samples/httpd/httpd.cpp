@@ -479,10 +479,6 @@ int main(int argc, char** argv) {
     for (int fd : listeners) ::close(fd);
     return 1;
   }
-  bool v6 = cfg.host.find(':') != std::string::npos;
-  std::printf("%s: serving %s on http://%s%s%s:%d/ with %d worker%s\n", prog, real_root.empty() ? "/" : real_root.c_str(),
-              v6 ? "[" : "", cfg.host.c_str(), v6 ? "]" : "", port, cfg.workers, cfg.workers == 1 ? "" : "s");
-  std::fflush(stdout);
   if (access_log) std::setvbuf(stdout, nullptr, _IOLBF, 0);
 
   std::atomic<int> status{0};
@@ -506,6 +502,12 @@ int main(int argc, char** argv) {
       };
       auto on_int = moss::signal_handler(SIGINT, stop);
       auto on_term = moss::signal_handler(SIGTERM, stop);
+      // Announced only now, so a Ctrl-C that follows it is always handled.
+      bool v6 = cfg.host.find(':') != std::string::npos;
+      std::printf("%s: serving %s on http://%s%s%s:%d/ with %d worker%s\n", prog,
+                  real_root.empty() ? "/" : real_root.c_str(), v6 ? "[" : "", cfg.host.c_str(), v6 ? "]" : "", port,
+                  cfg.workers, cfg.workers == 1 ? "" : "s");
+      std::fflush(stdout);
       accept_loop(listeners[0]);
     });
   } catch (const std::exception& e) {

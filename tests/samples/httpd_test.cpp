@@ -1,0 +1,330 @@
+// httpd_test: the built moss-httpd, run as a user would, serving a temporary
+// directory on a port it picks itself (--port 0, read back from its first
+// line), spoken to with plain blocking sockets.
+#include <gtest/gtest.h>
+
+#include <arpa/inet.h>
+#include <array>
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <fcntl.h>
+#include <filesystem>
+#include <fstream>
+#include <netinet/in.h>
+#include <poll.h>
+#include <string>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+struct run_result {
+  int status;
+  std::string out;
+};
+
+run_result run(const std::string& args) {
+  run_result r{};
+  FILE* p = popen((std::string(MOSS_HTTPD) + " " + args + " 2>&1").c_str(), "r");
+  std::array<char, 4096> buf{};
+  std::size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
+  int st = pclose(p);
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return r;
+}
+
+// server: moss-httpd on a temp root holding a few files; a secret file sits
+// next to the root to be reached by escapes.
+class Httpd : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/httpd_test.XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    base_ = tmpl;
+    root_ = base_ / "root";
+    fs::create_directories(root_ / "sub");
+    std::ofstream(root_ / "index.html") << "<h1>home</h1>\n";
+    std::ofstream(root_ / "notes.txt") << "some notes\n";
+    std::ofstream(root_ / "sub" / "data.json") << "{\"a\":1}";
+    std::ofstream(base_ / "secret") << "top secret\n";
+    fs::create_symlink(base_ / "secret", root_ / "link");
+    start({});
+  }
+
+  void start(std::vector<std::string> extra) {
+    int out[2];
+    ASSERT_EQ(pipe2(out, O_CLOEXEC), 0);
+    std::vector<std::string> args = {MOSS_HTTPD, "--port", "0"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    args.push_back(root_.string());
+    pid_ = fork();
+    if (pid_ == 0) {
+      dup2(out[1], 1);
+      dup2(out[1], 2);
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      execv(argv[0], argv.data());
+      _exit(127);
+    }
+    ::close(out[1]);
+    out_ = out[0];
+    // First line: "moss-httpd: serving ROOT on http://127.0.0.1:PORT/ ..."
+    std::string line;
+    auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (line.find('\n') == std::string::npos && std::chrono::steady_clock::now() < deadline) {
+      pollfd p{out_, POLLIN, 0};
+      if (poll(&p, 1, 100) <= 0) continue;
+      char c;
+      if (read(out_, &c, 1) != 1) break;
+      line.push_back(c);
+    }
+    auto at = line.find("127.0.0.1:");
+    ASSERT_NE(at, std::string::npos) << line;
+    port_ = std::atoi(line.c_str() + at + 10);
+    ASSERT_GT(port_, 0) << line;
+  }
+
+  // stop() sends SIGINT and returns the exit status (-1: did not exit in 10 s).
+  int stop() {
+    if (pid_ <= 0) return -1;
+    kill(pid_, SIGINT);
+    int st = 0;
+    for (int i = 0; i < 1000; ++i) {
+      if (waitpid(pid_, &st, WNOHANG) == pid_) {
+        pid_ = -1;
+        return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+      }
+      usleep(10000);
+    }
+    return -1;
+  }
+
+  void TearDown() override {
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+    if (out_ >= 0) ::close(out_);
+    std::error_code ec;
+    fs::remove_all(base_, ec);
+  }
+
+  int connect_() {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    timeval tv{10, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<std::uint16_t>(port_));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0) << strerror(errno);
+    return fd;
+  }
+
+  static void send_all(int fd, const std::string& s) {
+    std::size_t off = 0;
+    while (off < s.size()) {
+      ssize_t n = send(fd, s.data() + off, s.size() - off, MSG_NOSIGNAL);
+      if (n <= 0) return;  // the server may refuse mid-request
+      off += static_cast<std::size_t>(n);
+    }
+  }
+
+  // read_response() reads one response: head, then Content-Length bytes
+  // of body unless head_only.
+  static std::string read_response(int fd, bool head_only = false) {
+    std::string r;
+    char c;
+    while (r.find("\r\n\r\n") == std::string::npos) {
+      if (recv(fd, &c, 1, 0) != 1) return r;
+      r.push_back(c);
+    }
+    if (head_only) return r;
+    auto cl = r.find("Content-Length: ");
+    if (cl == std::string::npos) return r;
+    std::size_t len = std::strtoul(r.c_str() + cl + 16, nullptr, 10);
+    std::string body(len, '\0');
+    std::size_t got = 0;
+    while (got < len) {
+      ssize_t n = recv(fd, body.data() + got, len - got, 0);
+      if (n <= 0) break;
+      got += static_cast<std::size_t>(n);
+    }
+    body.resize(got);
+    return r + body;
+  }
+
+  // exchange() sends raw bytes on a new connection and reads one response.
+  std::string exchange(const std::string& raw, bool head_only = false) {
+    int fd = connect_();
+    send_all(fd, raw);
+    auto r = read_response(fd, head_only);
+    ::close(fd);
+    return r;
+  }
+
+  std::string get(const std::string& target) { return exchange("GET " + target + " HTTP/1.1\r\nHost: t\r\n\r\n"); }
+
+  static std::string body_of(const std::string& r) {
+    auto at = r.find("\r\n\r\n");
+    return at == std::string::npos ? "" : r.substr(at + 4);
+  }
+
+  fs::path base_, root_;
+  pid_t pid_ = -1;
+  int out_ = -1;
+  int port_ = 0;
+};
+
+TEST_F(Httpd, GetServesAFileWithItsTypeAndLength) {
+  auto r = get("/notes.txt");
+  EXPECT_EQ(r.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << r;
+  EXPECT_NE(r.find("Content-Type: text/plain; charset=utf-8\r\n"), std::string::npos) << r;
+  EXPECT_NE(r.find("Content-Length: 11\r\n"), std::string::npos) << r;
+  EXPECT_EQ(body_of(r), "some notes\n");
+
+  r = get("/sub/data.json");
+  EXPECT_NE(r.find("Content-Type: application/json\r\n"), std::string::npos) << r;
+  EXPECT_EQ(body_of(r), "{\"a\":1}");
+}
+
+TEST_F(Httpd, ADirectoryServesItsIndexHtml) {
+  auto r = get("/");
+  EXPECT_NE(r.find("Content-Type: text/html"), std::string::npos) << r;
+  EXPECT_EQ(body_of(r), "<h1>home</h1>\n");
+}
+
+TEST_F(Httpd, HeadSendsTheHeadersOfGetWithoutABody) {
+  int fd = connect_();
+  send_all(fd, "HEAD /notes.txt HTTP/1.1\r\nHost: t\r\n\r\nGET /hello HTTP/1.1\r\nHost: t\r\n\r\n");
+  auto r = read_response(fd, true);
+  EXPECT_EQ(r.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << r;
+  EXPECT_NE(r.find("Content-Length: 11\r\n"), std::string::npos) << r;
+  // The next bytes on the connection are the next response, not a body.
+  auto next = read_response(fd);
+  EXPECT_EQ(next.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << next;
+  EXPECT_EQ(body_of(next), "hello\n");
+  ::close(fd);
+}
+
+TEST_F(Httpd, AMissingFileIs404) {
+  auto r = get("/no/such/file.txt");
+  EXPECT_EQ(r.rfind("HTTP/1.1 404 Not Found\r\n", 0), 0u) << r;
+}
+
+TEST_F(Httpd, PostIs405WithAllow) {
+  auto r = exchange("POST /notes.txt HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n");
+  EXPECT_EQ(r.rfind("HTTP/1.1 405 Method Not Allowed\r\n", 0), 0u) << r;
+  EXPECT_NE(r.find("Allow: GET, HEAD\r\n"), std::string::npos) << r;
+}
+
+TEST_F(Httpd, GarbageIs400) {
+  EXPECT_EQ(exchange("GARBAGE\r\n\r\n").rfind("HTTP/1.1 400 Bad Request\r\n", 0), 0u);
+  EXPECT_EQ(exchange("GET /notes.txt HTTP/1.1\r\n\r\n").rfind("HTTP/1.1 400 ", 0), 0u);  // 1.1 needs Host
+  EXPECT_EQ(exchange("GET /x HTTP/1.1\r\nHost: t\r\nBad Name: v\r\n\r\n").rfind("HTTP/1.1 400 ", 0), 0u);
+  EXPECT_EQ(exchange("GET /%zz HTTP/1.1\r\nHost: t\r\n\r\n").rfind("HTTP/1.1 400 ", 0), 0u);
+}
+
+TEST_F(Httpd, AHundredKibHeaderIs431) {
+  auto r = exchange("GET /notes.txt HTTP/1.1\r\nHost: t\r\nX-Big: " + std::string(100 * 1024, 'a') + "\r\n\r\n");
+  EXPECT_EQ(r.rfind("HTTP/1.1 431 Request Header Fields Too Large\r\n", 0), 0u) << r.substr(0, 200);
+  EXPECT_NE(r.find("Connection: close\r\n"), std::string::npos) << r.substr(0, 200);
+}
+
+TEST_F(Httpd, PathsAboveTheRootAreRefused) {
+  for (const char* t : {"/../secret", "/%2e%2e/secret", "/%2E%2e%2fsecret", "/sub/..%2f..%2fsecret", "/sub/%2e%2e/%2e%2e/secret",
+                        "/./../secret"}) {
+    auto r = get(t);
+    EXPECT_EQ(r.rfind("HTTP/1.1 403 Forbidden\r\n", 0), 0u) << t << "\n" << r;
+    EXPECT_EQ(r.find("top secret"), std::string::npos) << t;
+  }
+  auto r = get("/../../../../etc/passwd");
+  EXPECT_EQ(r.rfind("HTTP/1.1 403 ", 0), 0u) << r;
+  EXPECT_EQ(r.find("root:"), std::string::npos) << r;
+}
+
+TEST_F(Httpd, ASymlinkOutOfTheRootIsRefused) {
+  auto r = get("/link");
+  EXPECT_EQ(r.rfind("HTTP/1.1 403 Forbidden\r\n", 0), 0u) << r;
+  EXPECT_EQ(r.find("top secret"), std::string::npos) << r;
+}
+
+TEST_F(Httpd, KeepAliveServesTwoRequestsOnOneConnection) {
+  int fd = connect_();
+  send_all(fd, "GET /notes.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+  auto a = read_response(fd);
+  send_all(fd, "GET /sub/data.json HTTP/1.1\r\nHost: t\r\n\r\n");
+  auto b = read_response(fd);
+  EXPECT_EQ(body_of(a), "some notes\n") << a;
+  EXPECT_EQ(body_of(b), "{\"a\":1}") << b;
+  ::close(fd);
+}
+
+TEST_F(Httpd, ConnectionCloseEndsTheConnectionAfterTheResponse) {
+  int fd = connect_();
+  send_all(fd, "GET /hello HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+  auto a = read_response(fd);
+  EXPECT_EQ(body_of(a), "hello\n") << a;
+  char c;
+  EXPECT_EQ(recv(fd, &c, 1, 0), 0);  // end of stream, not a timeout
+  ::close(fd);
+}
+
+TEST_F(Httpd, HelloAnswersHello) {
+  auto r = get("/hello");
+  EXPECT_EQ(r.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << r;
+  EXPECT_EQ(body_of(r), "hello\n");
+}
+
+TEST_F(Httpd, SigintStopsItCleanly) {
+  int fd = connect_();  // an idle keep-alive connection must not hold it up
+  EXPECT_EQ(stop(), 0);
+  ::close(fd);
+}
+
+TEST_F(Httpd, TwoWorkersServeAndStop) {
+  EXPECT_EQ(stop(), 0);
+  start({"--workers", "2"});
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(body_of(get("/hello")), "hello\n");
+  EXPECT_EQ(stop(), 0);
+}
+
+TEST(HttpdCli, HelpAndVersionExitZero) {
+  auto h = run("--help");
+  EXPECT_EQ(h.status, 0);
+  EXPECT_NE(h.out.find("usage: moss-httpd"), std::string::npos) << h.out;
+  auto v = run("--version");
+  EXPECT_EQ(v.status, 0);
+  EXPECT_EQ(v.out, "moss-httpd 0.1.0\n");
+}
+
+TEST(HttpdCli, BadArgumentsAreUsageErrorsNamingTheArgument) {
+  auto r = run("--frobnicate");
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.out.find("unknown option \"--frobnicate\""), std::string::npos) << r.out;
+  r = run("--port 70000");
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.out.find("bad port \"70000\""), std::string::npos) << r.out;
+  r = run("--workers 0");
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.out.find("bad worker count \"0\""), std::string::npos) << r.out;
+}
+
+TEST(HttpdCli, AMissingRootIsReported) {
+  auto r = run("--port 0 /no/such/dir");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.out.find("cannot serve \"/no/such/dir\""), std::string::npos) << r.out;
+}
+
+}  // namespace
