@@ -29,6 +29,10 @@ class collecting_reporter : public benchmark::ConsoleReporter {
     benchmark::UserCounters counters;
   };
 
+  // real_time: summarize wall-clock time instead, for comparisons where the
+  // other side's cost is latency across threads, not CPU on this one.
+  bool real_time = false;
+
   void ReportRuns(const std::vector<Run>& runs) override {
     for (const Run& r : runs) {
       if (r.error_occurred) {
@@ -37,13 +41,13 @@ class collecting_reporter : public benchmark::ConsoleReporter {
       }
       figures& f = results_[r.run_name.function_name];
       if (r.run_type == Run::RT_Iteration) {
-        f.min = std::min(f.min, r.GetAdjustedCPUTime());
+        f.min = std::min(f.min, (real_time ? r.GetAdjustedRealTime() : r.GetAdjustedCPUTime()));
         f.counters = r.counters;
       } else if (r.aggregate_name == "min") {
-        f.min = std::min(f.min, r.GetAdjustedCPUTime());
+        f.min = std::min(f.min, (real_time ? r.GetAdjustedRealTime() : r.GetAdjustedCPUTime()));
         f.counters = r.counters;
       } else if (r.aggregate_name == "median") {
-        f.median = r.GetAdjustedCPUTime();
+        f.median = (real_time ? r.GetAdjustedRealTime() : r.GetAdjustedCPUTime());
       }
     }
     ConsoleReporter::ReportRuns(runs);
