@@ -5,7 +5,9 @@
 // thread). When one side ends its output (EOF) the other side is told with
 // shutdown(SHUT_WR), so half-closed protocols work; the connection is
 // closed when both directions have ended. The upstream connect is bounded by
-// a moss::timeout, idleness by the deadlines given to wait_readable.
+// a moss::timeout; idleness (no byte moved either way, whether because
+// nobody sends or because a peer stopped reading) by the deadlines given to
+// wait_readable and wait_writable.
 // --max-connections is a moss::semaphore taken before accept: past the
 // limit new clients wait in the kernel's listen backlog until one finishes.
 #include <moss/moss.hpp>
@@ -199,32 +201,55 @@ int connect_upstream(const options& o, std::string* why) {
   return -1;
 }
 
-// pump() copies from -> to until from's EOF (then tells `to` with
-// SHUT_WR), an error, or idleness (then ends both directions).
-void pump(int from, int to, clk::time_point* last_activity, double idle) {
-  char buf[16384];
-  const auto idle_for = std::chrono::duration_cast<clk::duration>(std::chrono::duration<double>(idle));
+// wait_for() waits until fd is ready (readable, or writable when `out`),
+// or, with an idle limit, until no byte has moved either way for that long.
+// False when idle or on error.
+bool wait_for(int fd, bool out, const clk::time_point* last_activity, clk::duration idle) {
   for (;;) {
-    if (idle > 0 && moss::io::wait_readable(from, *last_activity + idle_for) != 0) {
-      if (errno != ETIMEDOUT) break;
-      // The other direction may have been busy meanwhile.
-      if (clk::now() < *last_activity + idle_for) continue;
-      break;
-    }
-    ssize_t n = moss::io::read(from, buf, sizeof buf);
+    if (idle == clk::duration::zero()) return (out ? moss::io::wait_writable(fd) : moss::io::wait_readable(fd)) == 0;
+    clk::time_point deadline = *last_activity + idle;
+    int rc = out ? moss::io::wait_writable(fd, deadline) : moss::io::wait_readable(fd, deadline);
+    if (rc == 0) return true;
+    if (errno != ETIMEDOUT) return false;
+    // The other direction may have moved bytes meanwhile.
+    if (clk::now() >= *last_activity + idle) return false;
+  }
+}
+
+// pump() copies from -> to until from's EOF (then tells `to` with
+// SHUT_WR), an error, or idleness (then ends both directions). A peer that
+// stops reading stalls the copy, which then counts as idle too.
+void pump(int from, int to, clk::time_point* last_activity, double idle_seconds) {
+  const auto idle = std::chrono::duration_cast<clk::duration>(std::chrono::duration<double>(idle_seconds));
+  char buf[16384];
+  for (;;) {
+    if (!wait_for(from, false, last_activity, idle)) break;
+    ssize_t n = moss::io::recv(from, buf, sizeof buf, MSG_DONTWAIT);
     if (n == 0) {
       ::shutdown(to, SHUT_WR);
       return;
     }
     if (n < 0) {
-      if (errno == EINTR) continue;
+      if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK) continue;
       break;
     }
-    if (moss::io::send(to, buf, static_cast<std::size_t>(n), MSG_NOSIGNAL) != n) break;
     *last_activity = clk::now();
+    bool ok = true;
+    for (ssize_t done = 0; ok && done < n;) {
+      ssize_t w = moss::io::send(to, buf + done, static_cast<std::size_t>(n - done), MSG_DONTWAIT | MSG_NOSIGNAL);
+      if (w > 0) {
+        done += w;
+        *last_activity = clk::now();
+      } else if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+        ok = wait_for(to, true, last_activity, idle);
+      } else {
+        ok = false;
+      }
+    }
+    if (!ok) break;
   }
   // Idle, reset or broken: end both directions, which also wakes the other
-  // pump with EOF.
+  // pump (its recv sees EOF, its send fails).
   ::shutdown(from, SHUT_RDWR);
   ::shutdown(to, SHUT_RDWR);
 }

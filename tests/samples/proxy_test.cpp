@@ -116,6 +116,41 @@ TEST_F(WithHub, AnIdleConnectionIsClosed) {
   close(fd);
 }
 
+TEST_F(WithHub, AClientThatStopsReadingIsClosedAtTheIdleTimeout) {
+  upstream up;
+  int port = 0;
+  auto p = start({"--idle-timeout", "0.3", "0", "127.0.0.1:" + std::to_string(up.port())}, &port);
+  ASSERT_GT(port, 0);
+  int fd = connect_to(port);
+  ASSERT_GE(fd, 0);
+  int small = 65536;
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  // Send without reading until every buffer on the way is full and nothing
+  // moves for 100 ms: the echo back towards us stalls, and with it the rest.
+  std::string chunk(65536, 'z');
+  std::size_t sent = 0;
+  for (auto deadline = clk::now() + 20s; clk::now() < deadline;) {
+    ssize_t n = send(fd, chunk.data(), chunk.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n > 0) {
+      sent += static_cast<std::size_t>(n);
+      continue;
+    }
+    ASSERT_TRUE(errno == EAGAIN || errno == EWOULDBLOCK) << std::strerror(errno);
+    pollfd pf{fd, POLLOUT, 0};
+    if (poll(&pf, 1, 100) == 0) break;
+  }
+  std::this_thread::sleep_for(1s);  // longer than the idle timeout
+  // What was echoed before the stall is still ours to read; then the
+  // connection ends (EOF, or a reset for the bytes the proxy never read).
+  std::size_t got = 0;
+  char buf[65536];
+  ssize_t n;
+  while ((n = recv(fd, buf, sizeof buf, 0)) > 0) got += static_cast<std::size_t>(n);
+  EXPECT_TRUE(n == 0 || errno == ECONNRESET) << std::strerror(errno);
+  EXPECT_LT(got, sent);
+  close(fd);
+}
+
 TEST_F(WithHub, ARefusedUpstreamClosesTheClientAndSaysSoOnOneLine) {
   int dead = free_port();
   ASSERT_LT(connect_to(dead), 0) << "port " << dead << " was meant to be closed";
