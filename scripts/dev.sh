@@ -33,7 +33,7 @@ setup() {
 }
 
 build() {
-  [ -f "$BUILD/build.ninja" ] || meson setup "$BUILD" >/dev/null
+  [ -f "$BUILD/build.ninja" ] || meson setup "$BUILD"
   meson compile -C "$BUILD"
 }
 
