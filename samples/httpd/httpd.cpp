@@ -152,14 +152,16 @@ class connection {
   }
 
  private:
-  // receive() reads what is there, waiting at most idle_timeout for it.
+  // receive() reads what is there, or parks until something comes. The
+  // idle timeout is the socket's SO_RCVTIMEO (set at accept), which
+  // moss::io honours by failing with EAGAIN: cheaper than a recv with
+  // MSG_DONTWAIT followed by wait_readable(deadline), which costs an extra
+  // poll per request.
   ssize_t receive(char* p, std::size_t len) {
     for (;;) {
-      ssize_t n = moss::io::recv(fd_, p, len, MSG_DONTWAIT);
+      ssize_t n = moss::io::recv(fd_, p, len, 0);
       if (n >= 0) return n;
-      if (errno == EINTR) continue;
-      if (errno != EAGAIN) return -1;
-      if (moss::io::wait_readable(fd_, idle_timeout) != 0) return -1;
+      if (errno != EINTR) return -1;
     }
   }
 
@@ -338,6 +340,9 @@ void accept_loop(int listener) {
     }
     int one = 1;
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    timeval idle{std::chrono::duration_cast<std::chrono::seconds>(idle_timeout).count(), 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &idle, sizeof idle);
+    moss::io::note_timeout(fd, SO_RCVTIMEO, idle);
     moss::spawn([fd] {
       auto c = std::make_unique<connection>(fd);
       c->serve();
