@@ -13,7 +13,8 @@
 // the file system is touched; the file found is then resolved with
 // realpath() and must still lie under the root's real path, so a symlink
 // pointing out of the root is refused too. A request head is bounded (16
-// KiB, 100 fields: 431 beyond), and connections idle for 60 s are closed.
+// KiB, 100 fields: 431 beyond), and a connection whose client sends nothing,
+// or reads nothing, for 60 s is closed.
 #include "http_parser.hpp"
 
 #include <moss/moss.hpp>
@@ -343,6 +344,9 @@ void accept_loop(int listener) {
     timeval idle{std::chrono::duration_cast<std::chrono::seconds>(idle_timeout).count(), 0};
     ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &idle, sizeof idle);
     moss::io::note_timeout(fd, SO_RCVTIMEO, idle);
+    // And a client that stops reading our answers is dropped as well.
+    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &idle, sizeof idle);
+    moss::io::note_timeout(fd, SO_SNDTIMEO, idle);
     moss::spawn([fd] {
       auto c = std::make_unique<connection>(fd);
       c->serve();
