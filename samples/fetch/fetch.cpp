@@ -512,9 +512,12 @@ int main(int argc, char** argv) {
       for (std::size_t i = 0; i < urls.size() && !interrupted; ++i) {
         p.spawn([&, i] {
           results[i] = fetch(urls[i], opt);
+          // A kill reaches a blocking call as an error (ECANCELED from the
+          // patch layer): name the real cause.
+          if (interrupted) results[i].error = "interrupted";
           finished[i] = true;
           ++done_count;
-          if (!results[i].error.empty())
+          if (!results[i].error.empty() && !interrupted)
             std::fprintf(stderr, "%smoss-fetch: %s: %s\n", progress ? "\r\033[K" : "", urls[i].text.c_str(),
                          results[i].error.c_str());
         });

@@ -246,3 +246,21 @@ TEST(FetchParser, AnOverlongHeadFails) {
   EXPECT_TRUE(p.failed());
   EXPECT_EQ(p.error(), "response head too long");
 }
+
+TEST(Fetch, CtrlCStopsTheFetchesAndStillPrintsTheTable) {
+  moss_test::http_server srv(2000ms);
+  std::string cmd = std::string(MOSS_FETCH) + " " + srv.url("/a") + " " + srv.url("/b") +
+                    " & pid=$!; sleep 0.3; kill -INT $pid; wait $pid; echo \"exit=$?\"";
+  auto t0 = std::chrono::steady_clock::now();
+  FILE* p = popen(("sh -c '" + cmd + "' 2>&1").c_str(), "r");
+  std::string out;
+  std::array<char, 4096> buf{};
+  for (std::size_t n; (n = fread(buf.data(), 1, buf.size(), p)) > 0;) out.append(buf.data(), n);
+  pclose(p);
+  double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_LT(took, 1.5) << out;  // not the 2 s the server takes
+  EXPECT_NE(out.find("moss-fetch: interrupted"), std::string::npos) << out;
+  EXPECT_NE(row(out, srv.url("/a")).find(" interrupted"), std::string::npos) << out;
+  EXPECT_NE(row(out, srv.url("/b")).find(" interrupted"), std::string::npos) << out;
+  EXPECT_NE(out.find("exit=1"), std::string::npos) << out;
+}

@@ -106,7 +106,8 @@ TEST(Resolve, TenThousandNamesFromStdinResolveConcurrentlyInUnderTwoSeconds) {
     for (int i = 0; i < 10000; ++i) f << "host" << i << ".bulk.test\n";
   }
   auto t0 = std::chrono::steady_clock::now();
-  auto r = run(tool(dns) + " -4 -c 1000 < " + name);
+  // A lost UDP answer is retried after the timeout: keep that short.
+  auto r = run("MOSS_DNS_TIMEOUT_MS=400 " + tool(dns) + " -4 -c 1000 < " + name);
   double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   ::unlink(name);
   std::printf("10,000 names (20 ms answers, -c 1000): %.3f s\n", took);
