@@ -2,6 +2,10 @@
 // "no crash, no sanitizer report", it checks the promises http_parser.hpp
 // makes: a complete head lies inside the input and its views point into it,
 // and a decoded path never holds a ".." segment or a NUL byte.
+//
+//   CXX=clang++ meson setup build-fuzz -Dtests=false
+//   ninja -C build-fuzz samples/httpd/fuzz_http_parser
+//   mkdir -p corpus && build-fuzz/samples/httpd/fuzz_http_parser -runs=1000000 corpus samples/httpd/fuzz/corpus
 #include "../http_parser.hpp"
 
 #include <cstddef>
