@@ -132,3 +132,17 @@ TEST(Resolve, HelpVersionAndUsageErrors) {
   EXPECT_EQ(bads.status, 2) << bads.err;
   EXPECT_NE(bads.err.find("bad --server \"nonsense\""), std::string::npos) << bads.err;
 }
+
+TEST(Resolve, CtrlCStopsPendingLookups) {
+  moss_test::dns_server dns;
+  dns.add_a("fast.test", "10.0.0.1");
+  dns.ignore("never.test");  // its lookup would wait for the resolver's timeouts
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = run("sh -c '" + tool(dns) + " -4 fast.test never.test & pid=$!; sleep 0.3; kill -INT $pid; wait $pid; echo \"exit=$?\"'");
+  double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_LT(took, 1.5);
+  EXPECT_NE(r.out.find("fast.test\t10.0.0.1\n"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("never.test"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("exit=1"), std::string::npos) << r.out;
+  EXPECT_NE(r.err.find("moss-resolve: interrupted"), std::string::npos) << r.err;
+}
