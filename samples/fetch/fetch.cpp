@@ -353,7 +353,7 @@ bool get_once(const url& u, const options& opt, clk::time_point deadline, outcom
     if (n == 0) {
       // The head and body may be complete only now (body until the close).
       parser.finish();
-      if (parser.has_head() && !decided && !decide()) break;
+      if (parser.has_head() && !decided) decide();
       break;
     }
     parser.feed(std::string_view(buf.data(), static_cast<std::size_t>(n)), sink);
