@@ -118,12 +118,15 @@ class basic_queue {
   // the queue is or gets closed.
   void put(T v) { put_until(std::move(v), no_deadline); }
   // put(v, timeout) is put() giving up after timeout: false if v was not
-  // added (it is dropped). A timeout <= 0 is try_put().
+  // added (it is dropped). A timeout <= 0 is try_put(). Throws moss::error
+  // if the queue is or gets closed, as put() does.
   template <class Rep, class Period>
   bool put(T v, std::chrono::duration<Rep, Period> timeout) {
     return put_until(std::move(v), deadline_after(timeout));
   }
   // try_put() adds v if there is room now; false (v dropped) if full.
+  // Putting to a closed queue is a mistake, not a full queue: it throws
+  // moss::error as put() does.
   bool try_put(T v) { return offer(v); }
 
   // get() removes and returns the next item, waiting while there is none.
