@@ -70,6 +70,12 @@ inline double min_statistic(const std::vector<double>& v) {
   return v.empty() ? 0.0 : *std::min_element(v.begin(), v.end());
 }
 
+// add() registers a benchmark in nanoseconds whose fastest repetition is
+// kept as the "min" aggregate.
+inline void add(const char* name, void (*fn)(benchmark::State&)) {
+  benchmark::RegisterBenchmark(name, fn)->Unit(benchmark::kNanosecond)->ComputeStatistics("min", &min_statistic);
+}
+
 // median() is " (median X)", or nothing for a single repetition.
 inline std::string median(const collecting_reporter::figures& f) {
   if (std::isnan(f.median)) return {};

@@ -133,22 +133,16 @@ void spawn_join_boost_fiber_pooled(benchmark::State& state) {
   }
 }
 
-void add(const char* name, void (*fn)(benchmark::State&)) {
-  benchmark::RegisterBenchmark(name, fn)
-      ->Unit(benchmark::kNanosecond)
-      ->ComputeStatistics("min", &moss_bench::min_statistic);
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
-  add("switch_round_trip/moss", &switch_round_trip_moss);
-  add("switch_round_trip/raw_fcontext", &switch_round_trip_raw_fcontext);
-  add("switch_round_trip/raw_fcontext_nested", &switch_round_trip_raw_fcontext_nested);
-  add("yield_round_trip/moss", &yield_round_trip_moss);
-  add("spawn_join/moss", &spawn_join_moss);
-  add("spawn_join/boost_fiber", &spawn_join_boost_fiber);
-  add("spawn_join/boost_fiber_pooled", &spawn_join_boost_fiber_pooled);
+  moss_bench::add("switch_round_trip/moss", &switch_round_trip_moss);
+  moss_bench::add("switch_round_trip/raw_fcontext", &switch_round_trip_raw_fcontext);
+  moss_bench::add("switch_round_trip/raw_fcontext_nested", &switch_round_trip_raw_fcontext_nested);
+  moss_bench::add("yield_round_trip/moss", &yield_round_trip_moss);
+  moss_bench::add("spawn_join/moss", &spawn_join_moss);
+  moss_bench::add("spawn_join/boost_fiber", &spawn_join_boost_fiber);
+  moss_bench::add("spawn_join/boost_fiber_pooled", &spawn_join_boost_fiber_pooled);
 
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;

@@ -120,21 +120,15 @@ void in_plain_thread(benchmark::State& state) {
   t.join();
 }
 
-void add(const char* name, void (*fn)(benchmark::State&)) {
-  benchmark::RegisterBenchmark(name, fn)
-      ->Unit(benchmark::kNanosecond)
-      ->ComputeStatistics("min", &moss_bench::min_statistic);
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
-  add("io_read/moss", &io_read_moss);
-  add("io_read/raw_syscall", &io_read_raw_syscall);
-  add("io_read/libc", &io_read_libc);
-  add("io_read/raw_recvfrom", &io_read_raw_recvfrom);
-  add("plain_thread/moss", &in_plain_thread<moss_read>);
-  add("plain_thread/raw_syscall", &in_plain_thread<raw_read>);
+  moss_bench::add("io_read/moss", &io_read_moss);
+  moss_bench::add("io_read/raw_syscall", &io_read_raw_syscall);
+  moss_bench::add("io_read/libc", &io_read_libc);
+  moss_bench::add("io_read/raw_recvfrom", &io_read_raw_recvfrom);
+  moss_bench::add("plain_thread/moss", &in_plain_thread<moss_read>);
+  moss_bench::add("plain_thread/raw_syscall", &in_plain_thread<raw_read>);
 
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;

@@ -137,20 +137,14 @@ void semaphore_uncontended_moss(benchmark::State& state) {
   });
 }
 
-void add(const char* name, void (*fn)(benchmark::State&)) {
-  benchmark::RegisterBenchmark(name, fn)
-      ->Unit(benchmark::kNanosecond)
-      ->ComputeStatistics("min", &moss_bench::min_statistic);
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
-  add("queue_round_trip/moss", &queue_round_trip_moss);
-  add("queue_round_trip/boost_fiber", &queue_round_trip_boost_fiber);
-  add("queue_round_trip/threads", &queue_round_trip_threads);
-  add("event_round_trip/moss", &event_round_trip_moss);
-  add("semaphore_uncontended/moss", &semaphore_uncontended_moss);
+  moss_bench::add("queue_round_trip/moss", &queue_round_trip_moss);
+  moss_bench::add("queue_round_trip/boost_fiber", &queue_round_trip_boost_fiber);
+  moss_bench::add("queue_round_trip/threads", &queue_round_trip_threads);
+  moss_bench::add("event_round_trip/moss", &event_round_trip_moss);
+  moss_bench::add("semaphore_uncontended/moss", &semaphore_uncontended_moss);
 
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;

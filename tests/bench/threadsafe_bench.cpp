@@ -167,12 +167,6 @@ void run_in_thread_moss(benchmark::State& state) {
   });
 }
 
-void add(const char* name, void (*fn)(benchmark::State&)) {
-  benchmark::RegisterBenchmark(name, fn)
-      ->Unit(benchmark::kNanosecond)
-      ->ComputeStatistics("min", &moss_bench::min_statistic);
-}
-
 // per_function() prints a burst's figures per function rather than per burst.
 void per_function(const moss_bench::collecting_reporter& rep, const char* what, const char* a, const char* b) {
   const auto* fa = rep.find(a);
@@ -185,11 +179,11 @@ void per_function(const moss_bench::collecting_reporter& rep, const char* what, 
 }  // namespace
 
 int main(int argc, char** argv) {
-  add("handoff_idle/moss_call_threadsafe", &handoff_idle_moss);
-  add("handoff_idle/mutex_condvar_thread", &handoff_idle_condvar);
-  add("handoff_burst/moss_call_threadsafe", &handoff_burst_moss);
-  add("handoff_burst/mutex_condvar_thread", &handoff_burst_condvar);
-  add("run_in_thread/moss", &run_in_thread_moss);
+  moss_bench::add("handoff_idle/moss_call_threadsafe", &handoff_idle_moss);
+  moss_bench::add("handoff_idle/mutex_condvar_thread", &handoff_idle_condvar);
+  moss_bench::add("handoff_burst/moss_call_threadsafe", &handoff_burst_moss);
+  moss_bench::add("handoff_burst/mutex_condvar_thread", &handoff_burst_condvar);
+  moss_bench::add("run_in_thread/moss", &run_in_thread_moss);
 
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
