@@ -184,7 +184,7 @@ void hub_core::poll_once() {
   if (sleeping && !box_->sleep_begin()) timeout = std::chrono::nanoseconds{0};
   events.wait(timeout, &on_event, this);
   if (sleeping) box_->sleep_end();
-  timers.fire_expired(clock::now());
+  if (!timers.empty()) timers.fire_expired(clock::now());
   if (box_->has_work()) box_->take();
 }
 
