@@ -9,6 +9,11 @@
 // and the callback frees it when c-ares is done with it. While a greenlet
 // waits, it counts in the hub's keepalive.
 //
+// /etc/hosts: c-ares 1.18 opens and parses the file on every lookup. A
+// hub's channel keeps an index of the names the file mentions instead
+// (hosts_index); a name the file cannot answer goes straight to DNS, and
+// only the others make c-ares read the file.
+//
 // The second half reproduces glibc's conventions on top of c-ares: which
 // inputs never touch the network (left to libc itself), the layout of the
 // results, canonical names and aliases, and the error codes.
@@ -22,14 +27,21 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <mutex>
 #include <new>
+#include <unordered_set>
 #include <utility>
+#include <fcntl.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 
 #include <ares.h>
 #include <arpa/nameser.h>
@@ -43,6 +55,158 @@ namespace moss::detail::dns {
 namespace {
 
 class channel;
+
+// hosts_index: the names a hosts file may give addresses for. Every
+// whitespace-separated token of every line, up to a '#', folded to lower
+// case: a superset of the names c-ares compares (with strcasecmp) against
+// the name looked up, so a name the index lacks is one the file cannot
+// answer. Names it has still go to c-ares, which reads the file itself.
+//
+// The file is checked (one stat) at most once per second per hub, and read
+// again when its device, inode, size, or modification or change time
+// differ; a file changed in the last two seconds is read again at the next
+// check even if it looks the same, since a second change within one tick
+// of the file system's clock leaves those times as they were. So a name
+// added to the file is seen within about a second, and a name removed or
+// readdressed at once. While the file cannot be indexed (too large, or an
+// error other than its absence), every name may be listed.
+class hosts_index {
+ public:
+  explicit hosts_index(const char* path) : path_(path) {}
+  // may_list() is false only if the file certainly has no entry for name.
+  bool may_list(const char* name);
+
+ private:
+  struct identity {
+    dev_t dev = 0;
+    ino_t ino = 0;
+    off_t size = 0;
+    long mtime_s = 0, mtime_ns = 0, ctime_s = 0, ctime_ns = 0;
+    bool operator==(const identity&) const = default;
+  };
+  static identity identity_of(const struct stat& st) noexcept {
+    return {st.st_dev, st.st_ino, st.st_size, st.st_mtim.tv_sec, st.st_mtim.tv_nsec, st.st_ctim.tv_sec,
+            st.st_ctim.tv_nsec};
+  }
+  void refresh();
+  void load();
+
+  static constexpr std::size_t max_bytes = std::size_t{64} << 20;
+  const char* path_;
+  time_point next_check_{};
+  identity seen_{};
+  bool trusted_ = false;   // seen_ describes the content names_ was built from
+  bool complete_ = false;  // names_ lists every token of the file
+  struct text_hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view v) const noexcept { return std::hash<std::string_view>{}(v); }
+  };
+  std::unordered_set<std::string, text_hash, std::equal_to<>> names_;
+};
+
+// ascii_lower(): strcasecmp folds at least these.
+char ascii_lower(char c) noexcept { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+
+bool hosts_index::may_list(const char* name) {
+  time_point now = clock::now();
+  if (now >= next_check_) {
+    next_check_ = now + std::chrono::seconds(1);
+    refresh();
+  }
+  if (!complete_) return true;
+  char key[256];
+  std::size_t n = 0;
+  for (const char* p = name; *p != '\0'; ++p) {
+    // Bytes a locale's strcasecmp might fold in other ways, and names no
+    // DNS name is as long as, go the long way.
+    if (static_cast<unsigned char>(*p) >= 0x80 || n == sizeof key) return true;
+    key[n++] = ascii_lower(*p);
+  }
+  std::string_view k(key, n);
+  // c-ares answers "localhost" and names under it itself when the file
+  // does not (RFC 6761).
+  if (k.ends_with('.')) k.remove_suffix(1);
+  if (k == "localhost" || k.ends_with(".localhost")) return true;
+  return names_.contains(std::string_view(key, n));
+}
+
+void hosts_index::refresh() {
+  int saved = errno;  // the caller's
+  struct stat st {};
+  if (sys::call(SYS_newfstatat, AT_FDCWD, sys::ptr_arg(path_), sys::ptr_arg(&st), 0) != 0) {
+    // c-ares finds nothing in a file that is not there.
+    bool absent = errno == ENOENT || errno == ENOTDIR;
+    names_.clear();
+    complete_ = absent;
+    trusted_ = false;
+  } else if (!trusted_ || !complete_ || !(identity_of(st) == seen_)) {
+    load();
+  }
+  errno = saved;
+}
+
+void hosts_index::load() {
+  complete_ = trusted_ = false;
+  names_.clear();
+  int fd = static_cast<int>(sys::call(SYS_openat, AT_FDCWD, sys::ptr_arg(path_), O_RDONLY | O_CLOEXEC));
+  if (fd < 0) {
+    // Nothing c-ares could read either.
+    complete_ = errno == ENOENT || errno == ENOTDIR || errno == EACCES;
+    return;
+  }
+  struct stat st {};
+  std::string text;
+  bool ok = sys::fstat(fd, &st) == 0 && static_cast<std::size_t>(st.st_size) <= max_bytes;
+  if (ok) {
+    text.resize(static_cast<std::size_t>(st.st_size) + 1);  // one more byte: a file that grew is read to its end
+    std::size_t got = 0;
+    for (;;) {
+      if (got == text.size()) {
+        if (text.size() >= max_bytes) {
+          ok = false;
+          break;
+        }
+        text.resize(std::min(max_bytes, text.size() * 2));
+      }
+      long r = sys::read(fd, text.data() + got, text.size() - got);
+      if (r < 0 && errno == EINTR) continue;
+      if (r < 0) ok = false;
+      if (r <= 0) break;
+      got += static_cast<std::size_t>(r);
+    }
+    text.resize(got);
+  }
+  sys::close(fd);
+  if (!ok) return;
+
+  // Tokens end at C-locale white space (what c-ares splits on) and at NUL
+  // bytes (where c-ares' strings end); a line ends at '\n' and its names at '#'.
+  auto separator = [](char c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r' || c == '\0';
+  };
+  bool comment = false;
+  std::size_t start = std::string::npos;
+  for (std::size_t i = 0; i <= text.size(); ++i) {
+    char c = i < text.size() ? text[i] : '\n';
+    bool ends = comment || c == '#' || separator(c);
+    if (ends && start != std::string::npos) {
+      std::string token = text.substr(start, i - start);
+      for (char& t : token) t = ascii_lower(t);
+      names_.insert(std::move(token));
+      start = std::string::npos;
+    }
+    if (c == '\n') comment = false;
+    else if (c == '#') comment = true;
+    else if (!ends && start == std::string::npos) start = i;
+  }
+  complete_ = true;
+  seen_ = identity_of(st);
+  // A change within the file system's clock tick after this read would
+  // leave the same times: trust them only once they are old enough.
+  auto age = std::chrono::system_clock::now().time_since_epoch() -
+             (std::chrono::seconds(std::max(st.st_mtim.tv_sec, st.st_ctim.tv_sec)));
+  trusted_ = age > std::chrono::seconds(2);
+}
 
 // sock: one of a channel's sockets. Records are kept, and reused for the
 // same fd number, until the channel dies, so that an event for a socket
@@ -90,6 +254,10 @@ class channel final : public timer {
   // files() is a channel that only reads /etc/hosts; c-ares answers from it
   // before the call returns.
   ares_channel files() const noexcept { return files_; }
+  // hosts_apart(): the sources are /etc/hosts then DNS, and get() only asks
+  // DNS; lookup_name() consults files() first for names hosts() may list.
+  bool hosts_apart() const noexcept { return hosts_apart_; }
+  hosts_index& hosts() noexcept { return hosts_; }
 
   // run() submits a lookup — start(request*) calls c-ares with the request
   // as the callback's argument — and waits until the callback has run.
@@ -128,6 +296,8 @@ class channel final : public timer {
   std::size_t outstanding_ = 0;
   ares_channel files_ = nullptr;
   std::string lookups_ = "fb";
+  bool hosts_apart_ = false;
+  hosts_index hosts_{"/etc/hosts"};  // c-ares' PATH_HOSTS
   bool deferred_ = false;        // the timer is armed by soon(), not by a c-ares deadline
   std::vector<std::unique_ptr<sock>> socks_;  // by fd
   std::vector<int> write_kicks_;  // sockets that started wanting to write
@@ -144,10 +314,10 @@ channel::channel(hub_core& h, const moss::dns::settings& s, std::uint64_t gen) :
   o.sock_state_cb_data = this;
   o.timeout = static_cast<int>(s.timeout.count());
   o.tries = s.tries;
-  int rc = ares_init_options(&ch_, &o, ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES);
+  int opts = ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES;
+  int rc = ares_init_options(&ch_, &o, opts);
   if (rc == ARES_ENOMEM) throw std::bad_alloc();
   if (rc != ARES_SUCCESS) throw moss::error(std::string("moss: cannot make a c-ares channel: ") + ares_strerror(rc));
-  ares_set_socket_functions(ch_, &functions, this);
 
   // Whether /etc/hosts comes before DNS (c-ares read nsswitch.conf and
   // host.conf): gethostbyname then takes hosts entries, aliases included,
@@ -158,6 +328,20 @@ channel::channel(hub_core& h, const moss::dns::settings& s, std::uint64_t gen) :
     if (saved.lookups != nullptr) lookups_ = saved.lookups;
     ares_destroy_options(&saved);
   }
+  if (lookups_ == "fb") {
+    // The usual order: the file, then DNS. The channel that queries DNS
+    // leaves the file to lookup_name(), which reads it only for names the
+    // index may list.
+    ares_channel dns = nullptr;
+    o.lookups = const_cast<char*>("b");
+    rc = ares_init_options(&dns, &o, opts | ARES_OPT_LOOKUPS);
+    if (rc == ARES_SUCCESS) {
+      ares_destroy(ch_);
+      ch_ = dns;
+      hosts_apart_ = true;
+    }
+  }
+  ares_set_socket_functions(ch_, &functions, this);
   ares_options fo{};
   fo.lookups = const_cast<char*>("f");
   rc = ares_init_options(&files_, &fo, ARES_OPT_LOOKUPS);
@@ -166,6 +350,8 @@ channel::channel(hub_core& h, const moss::dns::settings& s, std::uint64_t gen) :
     if (rc == ARES_ENOMEM) throw std::bad_alloc();
     throw moss::error(std::string("moss: cannot make a c-ares channel: ") + ares_strerror(rc));
   }
+  // Sorting AF_UNSPEC answers from the file makes sockets: raw ones too.
+  ares_set_socket_functions(files_, &functions, this);
 
   if (!s.servers.empty()) {
     std::vector<server> list = parse_servers(s.servers, "moss::dns");
@@ -446,7 +632,11 @@ int eai_of(int status) noexcept {
 // the entry's official name in a record without an alias. With aliases,
 // the owner names along the chain, as glibc's h_aliases lists them.
 std::string canonical_name(const ares_addrinfo& ai, const char* node, std::vector<std::string>* aliases) {
-  std::string cur = ai.name != nullptr ? ai.name : node;
+  // c-ares keeps the spelling of the name it was given while the question
+  // names in the answers match it but for case; a lookup that read the
+  // hosts file first had it set from there, one that did not has the
+  // answers' spelling: take the caller's in both.
+  std::string cur = ai.name != nullptr && strcasecmp(ai.name, node) != 0 ? ai.name : node;
   bool hopped = false;
   for (int hops = 0; hops < 16; ++hops) {
     const ares_addrinfo_cname* next = nullptr;
@@ -471,16 +661,29 @@ struct found_addr {
   std::array<unsigned char, 16> bytes;
 };
 
+void on_file_addrinfo(void* arg, int status, int, ares_addrinfo* res) noexcept {
+  auto* q = static_cast<request*>(arg);
+  q->status = status;
+  q->ai = res;
+  q->done = true;
+}
+
 // lookup_name() asks c-ares for the addresses of a name that is not an
-// address; status is c-ares'.
+// address; status is c-ares'. With the hosts file apart, this is what
+// c-ares' own "fb" order does: the file's answer if it has one, else DNS's.
 std::unique_ptr<request> lookup_name(const char* name, int family, int flags) {
   channel& c = current_channel();
-  return c.run([&](request* q) {
-    ares_addrinfo_hints h{};
-    h.ai_family = family;
-    h.ai_flags = flags;
-    ares_getaddrinfo(c.get(), name, nullptr, &h, &on_addrinfo, q);
-  });
+  ares_addrinfo_hints h{};
+  h.ai_family = family;
+  h.ai_flags = flags;
+  if (c.hosts_apart() && c.hosts().may_list(name)) {
+    // The files-only channel has no server to wait for: the callback runs
+    // before ares_getaddrinfo returns.
+    auto q = std::make_unique<request>();
+    ares_getaddrinfo(c.files(), name, nullptr, &h, &on_file_addrinfo, q.get());
+    if (q->done && q->status == ARES_SUCCESS) return q;
+  }
+  return c.run([&](request* q) { ares_getaddrinfo(c.get(), name, nullptr, &h, &on_addrinfo, q); });
 }
 
 std::vector<found_addr> addresses(const ares_addrinfo& ai, int family) {
@@ -684,7 +887,7 @@ int ares_gethostbyname2_r_impl(const char* name, int af, hostent* ret, char* buf
   }
   channel& c = current_channel();
   host_entry e;
-  if (c.files_first()) {
+  if (c.files_first() && c.hosts().may_list(name)) {
     hostent* file = nullptr;
     if (ares_gethostbyname_file(c.get(), name, af, &file) == ARES_SUCCESS && file != nullptr) {
       copy_hostent(*file, e);

@@ -13,11 +13,17 @@
 #include "resolver.hpp"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <malloc.h>
 #include <netdb.h>
 #include <resolv.h>
+#include <sched.h>
+#include <sys/mount.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -739,4 +745,118 @@ TEST(DnsSettings, ConfigureRejectsBadValuesAndChangesNothing) {
   EXPECT_EQ(after.servers, before.servers);
   EXPECT_EQ(after.timeout, before.timeout);
   EXPECT_EQ(after.tries, before.tries);
+}
+
+namespace {
+
+// ipv4_of(): the first IPv4 address getaddrinfo gives for name, or the
+// error, as text.
+std::string ipv4_of(const char* name) {
+  addrinfo hints{};
+  hints.ai_family = AF_INET;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  int rc = moss::dns::getaddrinfo(name, nullptr, &hints, &res);
+  if (rc != 0) return std::string("error ") + gai_strerror(rc);
+  char text[INET_ADDRSTRLEN] = "?";
+  inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(res->ai_addr)->sin_addr, text, sizeof text);
+  moss::dns::freeaddrinfo(res);
+  return text;
+}
+
+bool rewrite(const std::string& path, const std::string& text) {
+  int fd = open(path.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC);
+  if (fd < 0) return false;
+  bool ok = write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  return close(fd) == 0 && ok;
+}
+
+// hosts_child(): the body of HostsFileChangesAreSeen, in a child process
+// whose /etc/hosts is `path` (a bind mount in a mount namespace of its
+// own). Returns the number of failed checks; 77 if the namespace cannot
+// be had.
+int hosts_child(const std::string& path) {
+  // A user namespace makes the mount namespace's mounts private to it, so
+  // nothing done here can reach the machine's own /etc/hosts.
+  if (unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0) return 77;
+  if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) return 77;
+  if (mount(path.c_str(), "/etc/hosts", nullptr, MS_BIND, nullptr) != 0) return 77;
+  {
+    std::ifstream in("/etc/hosts");
+    std::string first;
+    if (!std::getline(in, first) || first.find("listed.hosts-test") == std::string::npos) return 77;
+  }
+  int failures = 0;
+  auto check = [&](bool ok, const std::string& what) {
+    if (!ok) {
+      std::fprintf(stderr, "hosts child: %s\n", what.c_str());
+      ++failures;
+    }
+  };
+  // The hub of a thread of its own: this process's main thread is a fork
+  // of one whose hub's epoll instance the parent still uses.
+  std::thread t([&] {
+    dns_server server;
+    server.add_a("*.hosts-test", "10.8.8.8");
+    moss::dns::settings cfg;
+    cfg.servers = server.address();
+    cfg.timeout = 1000ms;
+    cfg.tries = 2;
+    moss::dns::configure(cfg);
+    moss::spawn([&] {
+      std::string got = ipv4_of("listed.hosts-test");
+      check(got == "10.7.7.7", "the hosts file's name gave " + got);
+      got = ipv4_of("added.hosts-test");
+      check(got == "10.8.8.8", "a name only DNS has gave " + got);
+
+      // Readdressing a listed name is seen at once; a new name within the
+      // index's one-second check (allow five).
+      if (!rewrite(path, "10.5.5.5 listed.hosts-test\n10.6.6.6 added.hosts-test # added\n")) {
+        check(false, "cannot rewrite the hosts file");
+        return;
+      }
+      got = ipv4_of("LISTED.hosts-test");
+      check(got == "10.5.5.5", "the readdressed name gave " + got);
+      auto start = clock_type::now();
+      while ((got = ipv4_of("added.hosts-test")) != "10.6.6.6" && clock_type::now() - start < 5s) moss::sleep(50ms);
+      check(got == "10.6.6.6", "the added name still gave " + got + " after 5 s");
+      hostent* h = moss::dns::gethostbyname("Added.Hosts-Test");
+      check(h != nullptr && h->h_length == 4 && std::memcmp(h->h_addr_list[0], "\x0a\x06\x06\x06", 4) == 0,
+            "gethostbyname did not take the added name from the file");
+
+      // A name dropped from the file goes back to DNS at once.
+      if (!rewrite(path, "10.5.5.5 listed.hosts-test\n")) {
+        check(false, "cannot rewrite the hosts file");
+        return;
+      }
+      got = ipv4_of("added.hosts-test");
+      check(got == "10.8.8.8", "the dropped name gave " + got);
+    }).join();
+  });
+  t.join();
+  return failures;
+}
+
+}  // namespace
+
+// The ares resolver keeps an index of /etc/hosts' names between lookups;
+// it must notice the file changing. Run in a child with a mount namespace
+// of its own, where /etc/hosts is a temporary file.
+TEST(DnsHostsFile, HostsFileChangesAreSeen) {
+  char path[] = "/tmp/moss-hosts-XXXXXX";
+  int fd = mkstemp(path);
+  ASSERT_GE(fd, 0);
+  std::string text = "10.7.7.7 listed.hosts-test\n";
+  ASSERT_EQ(write(fd, text.data(), text.size()), static_cast<ssize_t>(text.size()));
+  close(fd);
+  fflush(nullptr);
+  pid_t pid = fork();
+  if (pid == 0) _exit(hosts_child(path));
+  ASSERT_GT(pid, 0);
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  unlink(path);
+  ASSERT_TRUE(WIFEXITED(status)) << "the child died: status " << status;
+  if (WEXITSTATUS(status) == 77) GTEST_SKIP() << "no user and mount namespaces here to give a child its own /etc/hosts";
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "checks failed in the child (its messages are above)";
 }

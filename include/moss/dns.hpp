@@ -15,8 +15,12 @@
 //
 // Resolvers (MOSS_RESOLVER, or configure()):
 //   ares    (default) one c-ares channel per hub, driven by its poller and
-//           timers. /etc/hosts and /etc/resolv.conf (servers, search, ndots)
-//           are read by c-ares when the channel is made. Names glibc parses
+//           timers. /etc/resolv.conf (servers, search, ndots) is read by
+//           c-ares when the channel is made. /etc/hosts is read for a name
+//           the file mentions, at every lookup; each hub keeps an index of
+//           those names, re-checked at most once a second, so a name newly
+//           added to the file is seen within about a second (an entry
+//           changed or removed, at once). Names glibc parses
 //           as addresses, a null node and AI_NUMERICHOST never touch the
 //           network. Other NSS sources in /etc/nsswitch.conf (mdns, ldap,
 //           systemd's myhostname) are not consulted, and "localhost" is
