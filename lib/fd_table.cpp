@@ -117,6 +117,7 @@ void fd_wait_list::wake_all(std::uint32_t events) noexcept {
 // ---- fd_record -------------------------------------------------------------
 
 void fd_record::ready(std::uint32_t events) noexcept {
+  if ((events & (EPOLLPRI | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0) unusual = true;
   if ((events & (EPOLLIN | EPOLLPRI | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0) {
     maybe_readable = true;
     readers.wake_all(events);
@@ -299,7 +300,8 @@ void fd_table::drop(fd_record& r, int fd, bool deregister) noexcept {
   }
   r.kind = fd_kind::unknown;
   r.maybe_readable = r.maybe_writable = true;
-  r.nowait_read = r.nowait_write = r.stream = tri::unknown;
+  r.nowait_read = r.nowait_write = r.stream = r.tcp = tri::unknown;
+  r.unusual = false;
   r.nonblocking = false;
   r.flags_epoch = r.timeo_epoch = 0;
   r.rcvtimeo = r.sndtimeo = std::chrono::nanoseconds{0};

@@ -22,6 +22,15 @@
 // after that is a new edge. maybe_readable/maybe_writable remember that
 // observation ("not ready, and no event since"), which lets a second waiter
 // park without repeating a call that would fail.
+//
+// A short read from a TCP socket is such an observation too: the kernel
+// returns less than asked only when the receive queue ran empty, so the next
+// read would fail with EAGAIN; io.cpp skips that call and parks at once
+// (each request of a keep-alive server then costs one read, not two). The
+// exceptions are urgent data (a read stops at the mark) and a peer's FIN or
+// an error (nothing more will arrive, so no edge would come): the record is
+// registered for EPOLLPRI too, and once it has seen urgent data, a hang-up or
+// an error it never trusts a short read again.
 #pragma once
 
 #include "hub.hpp"
@@ -103,6 +112,8 @@ class fd_record final : public fd_handler {
   tri nowait_read = tri::unknown;   // preadv2(RWF_NOWAIT) works on this fd
   tri nowait_write = tri::unknown;  // pwritev2(RWF_NOWAIT) works on this fd
   tri stream = tri::unknown;        // a SOCK_STREAM socket (for MSG_WAITALL)
+  tri tcp = tri::unknown;           // a TCP socket: a short read drains it (see the file comment)
+  bool unusual = false;             // saw urgent data, a hang-up or an error: short reads prove nothing
   bool nonblocking = false;         // the user's O_NONBLOCK, valid if flags_epoch is current
   std::uint32_t flags_epoch = 0;    // fd_table::flags_epoch() when read; 0: never
   std::uint32_t timeo_epoch = 0;    // fd_table::timeo_epoch() when read; 0: never

@@ -21,6 +21,9 @@
 //    shared with other processes (a shell's), which would see EAGAIN.
 //  - regular files: passed through; they block the thread.
 //
+// A short read from a TCP socket counts as "not ready" (fd_table.hpp): the
+// next read parks without first failing with EAGAIN.
+//
 // A blocking write transfers everything before returning, as the kernel's
 // does, so it loops over partial writes; when it stops early (error,
 // timeout) it returns the count written so far, as the kernel does.
@@ -38,6 +41,7 @@
 #include <vector>
 
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 
@@ -251,6 +255,26 @@ bool is_stream(fd_record& r, int fd) noexcept {
   return r.stream == tri::yes;
 }
 
+bool is_tcp(fd_record& r, int fd) noexcept {
+  if (r.tcp == tri::unknown) {
+    int proto = 0;
+    socklen_t len = sizeof proto;
+    int e = errno;
+    r.tcp = sys::getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &len) == 0 && proto == IPPROTO_TCP ? tri::yes : tri::no;
+    errno = e;
+  }
+  return r.tcp == tri::yes;
+}
+
+// note_read() learns from a read that took `got` of `asked` bytes: short,
+// from a TCP socket, it emptied the receive queue, so the next read parks
+// without a call that would fail (fd_table.hpp says when this holds).
+// Reads that peek or take ancillary data must not come here.
+void note_read(fd_record& r, int fd, long got, std::size_t asked) noexcept {
+  if (got > 0 && static_cast<std::size_t>(got) < asked && asked <= INT_MAX && !r.unusual && is_tcp(r, fd))
+    r.maybe_readable = false;
+}
+
 // ---- sockets -----------------------------------------------------------------
 
 // Flags that make recv return at once whatever the socket's mode.
@@ -268,6 +292,7 @@ ssize_t sock_recv(fd_table& t, fd_record& r, int fd, void* buf, std::size_t n, i
       return sys::recvfrom(fd, p + done, n - done, nowait ? flags | MSG_DONTWAIT : flags, from, fromlen);
     });
     if (got < 0) return done > 0 ? static_cast<ssize_t>(done) : -1;
+    if ((flags & MSG_PEEK) == 0) note_read(r, fd, got, n - done);
     done += static_cast<std::size_t>(got);
     // MSG_WAITALL on a blocking stream socket waits for all n bytes.
     bool all = (flags & (MSG_WAITALL | MSG_PEEK)) == MSG_WAITALL && !dontwait;
@@ -295,10 +320,14 @@ ssize_t sock_recvmsg(fd_table& t, fd_record& r, int fd, msghdr* m, int flags, co
   if ((flags & never_blocks) != 0) return sys::recvmsg(fd, m, flags);
   const bool dontwait = (flags & MSG_DONTWAIT) != 0;
   blocking_call c(t, r, fd, fd_table::read_side, what);
+  // Ancillary data can end a read early (a record type, passed fds): only a
+  // plain one tells whether the queue was emptied.
+  const bool plain = (m->msg_control == nullptr || m->msg_controllen == 0) && (flags & MSG_PEEK) == 0;
   long got = until_ready(c, dontwait, [&](bool nowait) { return sys::recvmsg(fd, m, nowait ? flags | MSG_DONTWAIT : flags); });
+  std::size_t total = got > 0 ? iov_total(m->msg_iov, m->msg_iovlen) : 0;
+  if (plain) note_read(r, fd, got, total);
   bool all = (flags & (MSG_WAITALL | MSG_PEEK)) == MSG_WAITALL && !dontwait;
   if (got <= 0 || !all || c.nonblocking() || !is_stream(r, fd)) return got;
-  std::size_t total = iov_total(m->msg_iov, m->msg_iovlen);
   auto done = static_cast<std::size_t>(got);
   if (done >= total) return got;
   // The rest of MSG_WAITALL: more data only; name and control came first.
@@ -309,6 +338,7 @@ ssize_t sock_recvmsg(fd_table& t, fd_record& r, int fd, msghdr* m, int flags, co
     more.msg_iov = rest.data();
     more.msg_iovlen = static_cast<std::size_t>(rest.count());
     long k = until_ready(c, false, [&](bool nowait) { return sys::recvmsg(fd, &more, nowait ? flags | MSG_DONTWAIT : flags); });
+    if (plain) note_read(r, fd, k, total - done);
     if (k <= 0) break;
     done += static_cast<std::size_t>(k);
     rest.advance(static_cast<std::size_t>(k));
@@ -777,6 +807,10 @@ int accept4(int fd, sockaddr* addr, socklen_t* addrlen, int flags) {
   }
   if (nfd >= 0) {
     if (fd_record* n = t->adopt(nfd, fd_kind::socket)) {
+      // Same protocol as the listener: learned once per listener, not per
+      // connection.
+      n->tcp = is_tcp(*r, fd) ? tri::yes : tri::no;
+      n->stream = r->stream;
       // The kernel copies the listener's socket options, timeouts included.
       if (r->timeo_epoch == fd_table::timeo_epoch()) {
         n->rcvtimeo = r->rcvtimeo;
@@ -864,7 +898,13 @@ int poll(pollfd* fds, nfds_t nfds, clock::time_point deadline) {
 int socket(int domain, int type, int protocol) {
   int s = sys::socket(domain, type, protocol);
   if (s >= 0)
-    if (fd_table* t = fd_table::current_if_any()) t->adopt(s, fd_kind::socket);
+    if (fd_table* t = fd_table::current_if_any())
+      if (fd_record* r = t->adopt(s, fd_kind::socket)) {
+        bool stream = (type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)) == SOCK_STREAM;
+        bool inet = domain == AF_INET || domain == AF_INET6;
+        r->stream = stream ? tri::yes : tri::no;
+        r->tcp = stream && inet && (protocol == 0 || protocol == IPPROTO_TCP) ? tri::yes : tri::no;
+      }
   return s;
 }
 

@@ -1,7 +1,8 @@
 // poller.hpp: the hub's readiness poller, a four-function contract:
 //
-//   add(fd, tag)        start watching fd, edge-triggered, for input, output
-//                       and hang-up; tag comes back with its events.
+//   add(fd, tag)        start watching fd, edge-triggered, for input, urgent
+//                       input, output and hang-up; tag comes back with its
+//                       events.
 //   remove(fd)          stop watching fd (before it is closed).
 //   wait(timeout, cb)   wait up to timeout (negative: forever) and call
 //                       cb(ctx, tag, events) for each ready fd.

@@ -37,7 +37,8 @@ poller::~poller() {
 
 int poller::add(int fd, void* tag) noexcept {
   epoll_event ev{};
-  ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+  // EPOLLPRI: urgent data on a TCP socket (see fd_table.hpp on short reads).
+  ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI | EPOLLET;
   ev.data.ptr = tag;
   int r = sys::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev);
   if (r == 0) ++watched_;
