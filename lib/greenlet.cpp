@@ -19,7 +19,7 @@
 
 namespace moss::detail {
 
-[[gnu::tls_model("initial-exec")]] thread_local thread_state* tls_state = nullptr;
+[[gnu::tls_model("initial-exec")]] constinit thread_local thread_state* tls_state = nullptr;
 
 namespace {
 

@@ -17,7 +17,9 @@ struct thread_state {
 };
 
 // The calling thread's state; null before first use and after teardown.
-[[gnu::tls_model("initial-exec")]] extern thread_local thread_state* tls_state;
+// constinit: other files then read it directly, without the call to a TLS
+// init function that an extern thread_local otherwise costs on every access.
+[[gnu::tls_model("initial-exec")]] extern constinit thread_local thread_state* tls_state;
 
 // make_this_thread() creates the thread's state and root greenlet.
 thread_state& make_this_thread();

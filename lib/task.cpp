@@ -50,7 +50,72 @@ struct late_callback {
   void operator()() { cb->call(*t); }
 };
 
+// The per-thread cache behind task_base::operator new: freed task objects,
+// one list per 64-byte size class up to 1 KiB, at most 64 per class. The
+// lists are trivially destructible thread_locals (no guard on access); a
+// separate drainer frees them at thread exit, after which objects freed on
+// this thread go straight to the heap.
+constexpr std::size_t cache_grain = 64;
+constexpr std::size_t cache_classes = 16;
+constexpr unsigned cache_depth = 64;
+
+struct free_block {
+  free_block* next;
+};
+struct task_cache {
+  free_block* head[cache_classes];
+  unsigned count[cache_classes];
+  bool armed;   // the drainer is registered
+  bool closed;  // the thread is exiting: bypass
+};
+constinit thread_local task_cache cache{};
+
+struct cache_drainer {
+  ~cache_drainer() {
+    cache.closed = true;
+    for (std::size_t c = 0; c < cache_classes; ++c) {
+      while (free_block* b = cache.head[c]) {
+        cache.head[c] = b->next;
+        ::operator delete(b);
+      }
+      cache.count[c] = 0;
+    }
+  }
+};
+
+std::size_t cache_class(std::size_t size) noexcept { return (size - 1) / cache_grain; }
+
 }  // namespace
+
+void* task_base::operator new(std::size_t size) {
+  std::size_t c = cache_class(size);
+  if (c < cache_classes && cache.head[c] != nullptr) {
+    free_block* b = cache.head[c];
+    cache.head[c] = b->next;
+    --cache.count[c];
+    return b;
+  }
+  // Blocks are allocated at the class's full size so any object of the
+  // class can reuse them.
+  return ::operator new(c < cache_classes ? (c + 1) * cache_grain : size);
+}
+
+void task_base::operator delete(void* p, std::size_t size) noexcept {
+  std::size_t c = cache_class(size);
+  if (c < cache_classes && !cache.closed && cache.count[c] < cache_depth) {
+    if (!cache.armed) [[unlikely]] {
+      static thread_local cache_drainer drainer;
+      (void)drainer;
+      cache.armed = true;
+    }
+    auto* b = static_cast<free_block*>(p);
+    b->next = cache.head[c];
+    cache.head[c] = b;
+    ++cache.count[c];
+    return;
+  }
+  ::operator delete(p);
+}
 
 std::string demangle(const std::type_info& type) {
   int status = 0;
@@ -110,7 +175,10 @@ void launch(task_base* t, const spawn_options& o, time_point start_at) {
     t->hub_ = &h;
     t->stack_request_ = o.stack_size;
     if (!o.name.empty()) t->name_ = o.name;
-    set_parent(t, h.hub_greenlet());
+    // t is new, so no greenlet has it as parent: no cycle to look for.
+    greenlet_impl* hub_g = h.hub_greenlet();
+    hub_g->ref();
+    t->parent_ = hub_g;
     t->stack_ = stack_allocate(o.stack_size);
     h.track(t);
     if (start_at == time_point::min()) {

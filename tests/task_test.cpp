@@ -4,6 +4,7 @@
 #include "leak_check.hpp"
 
 #include <chrono>
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -250,6 +251,30 @@ TEST_F(WithHub, AHundredThousandConcurrentTasksAllRunAndFinish) {
   for (auto& t : tasks) sum += t.get();
   EXPECT_EQ(sum, static_cast<long>(n) * (n - 1) / 2);
   EXPECT_EQ(peak, n);  // all were alive at once
+}
+
+// Task objects are recycled through a per-thread cache by size; tasks of
+// different sizes and alignments, freed and spawned in turn, must each get
+// storage of their own size and alignment, never a smaller recycled block.
+TEST_F(WithHub, RecycledTaskStorageKeepsEachTasksSizeAndAlignment) {
+  struct alignas(256) wide {
+    unsigned char bytes[512];
+  };
+  for (int round = 0; round < 50; ++round) {
+    auto small = moss::spawn([](int v) { return v + 1; }, round);
+    wide w{};
+    w.bytes[0] = static_cast<unsigned char>(round);
+    w.bytes[511] = static_cast<unsigned char>(round + 1);
+    auto big = moss::spawn([w] {
+      auto addr = reinterpret_cast<std::uintptr_t>(&w);
+      return addr % alignof(wide) == 0 ? w.bytes[0] + w.bytes[511] : -1;
+    });
+    std::string text(300, static_cast<char>('a' + round % 26));
+    auto mid = moss::spawn([text] { return text; });
+    EXPECT_EQ(small.get(), round + 1);
+    EXPECT_EQ(big.get(), 2 * round + 1);
+    EXPECT_EQ(mid.get(), text);
+  }
 }
 
 TEST_F(WithHub, TasksOfAnotherThreadCannotBeJoined) {

@@ -16,6 +16,7 @@
 #include <exception>
 #include <functional>
 #include <memory>
+#include <new>
 #include <optional>
 #include <string>
 #include <tuple>
@@ -83,6 +84,14 @@ void check_may_block(const char* op);
 class task_base : public greenlet_impl {
  public:
   task_base() noexcept : greenlet_impl(role::task) {}
+
+  // Task objects come from a small per-thread cache of freed ones (by size),
+  // so that spawning in a loop does not go through malloc and free.
+  static void* operator new(std::size_t size);
+  static void operator delete(void* p, std::size_t size) noexcept;
+  // Over-aligned tasks (an alignas capture) bypass the cache.
+  static void* operator new(std::size_t size, std::align_val_t a) { return ::operator new(size, a); }
+  static void operator delete(void* p, std::size_t size, std::align_val_t a) noexcept { ::operator delete(p, size, a); }
 
   std::any run(std::any) final;
   greenlet_impl* exit_target() noexcept final;
