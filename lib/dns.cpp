@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <new>
 
 #include <arpa/inet.h>
 #include <dlfcn.h>
@@ -295,18 +296,20 @@ bool numeric_host_candidate(const char* name) noexcept {
 addrinfo* addrinfo_entry(int family, const unsigned char* addr, int socktype, int protocol, int port_be,
                          int flags) noexcept {
   socklen_t salen = family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
+  // Filled field by field rather than zeroed whole: GCC turns malloc plus a
+  // memset of the block into calloc, which glibc never serves from its
+  // per-thread cache.
   void* block = std::malloc(sizeof(addrinfo) + salen);
   if (block == nullptr) return nullptr;
-  std::memset(block, 0, sizeof(addrinfo) + salen);
-  auto* ai = static_cast<addrinfo*>(block);
+  auto* ai = new (block) addrinfo{};
   auto* sa = reinterpret_cast<sockaddr*>(ai + 1);
   if (family == AF_INET6) {
-    auto* s6 = reinterpret_cast<sockaddr_in6*>(sa);
+    auto* s6 = new (sa) sockaddr_in6{};
     s6->sin6_family = AF_INET6;
     s6->sin6_port = static_cast<in_port_t>(port_be);
     std::memcpy(&s6->sin6_addr, addr, 16);
   } else {
-    auto* s4 = reinterpret_cast<sockaddr_in*>(sa);
+    auto* s4 = new (sa) sockaddr_in{};
     s4->sin_family = AF_INET;
     s4->sin_port = static_cast<in_port_t>(port_be);
     std::memcpy(&s4->sin_addr, addr, 4);

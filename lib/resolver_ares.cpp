@@ -97,6 +97,7 @@ class hosts_index {
   identity seen_{};
   bool trusted_ = false;   // seen_ describes the content names_ was built from
   bool complete_ = false;  // names_ lists every token of the file
+  std::array<bool, 256> lengths_{};  // lengths_[n]: some token is n bytes long
   struct text_hash {
     using is_transparent = void;
     std::size_t operator()(std::string_view v) const noexcept { return std::hash<std::string_view>{}(v); }
@@ -114,19 +115,21 @@ bool hosts_index::may_list(const char* name) {
     refresh();
   }
   if (!complete_) return true;
-  char key[256];
-  std::size_t n = 0;
-  for (const char* p = name; *p != '\0'; ++p) {
-    // Bytes a locale's strcasecmp might fold in other ways, and names no
-    // DNS name is as long as, go the long way.
-    if (static_cast<unsigned char>(*p) >= 0x80 || n == sizeof key) return true;
-    key[n++] = ascii_lower(*p);
-  }
-  std::string_view k(key, n);
+  std::size_t n = std::strlen(name);
   // c-ares answers "localhost" and names under it itself when the file
   // does not (RFC 6761).
-  if (k.ends_with('.')) k.remove_suffix(1);
-  if (k == "localhost" || k.ends_with(".localhost")) return true;
+  std::size_t m = n > 0 && name[n - 1] == '.' ? n - 1 : n;
+  if ((m == 9 && strncasecmp(name, "localhost", 9) == 0) || (m >= 10 && strncasecmp(name + m - 10, ".localhost", 10) == 0))
+    return true;
+  // Names longer than any DNS name go the long way.
+  if (n >= lengths_.size()) return true;
+  if (!lengths_[n]) return false;  // most names: no token is as long
+  char key[256];
+  for (std::size_t i = 0; i < n; ++i) {
+    // Bytes a locale's strcasecmp might fold in other ways go the long way.
+    if (static_cast<unsigned char>(name[i]) >= 0x80) return true;
+    key[i] = ascii_lower(name[i]);
+  }
   return names_.contains(std::string_view(key, n));
 }
 
@@ -137,6 +140,7 @@ void hosts_index::refresh() {
     // c-ares finds nothing in a file that is not there.
     bool absent = errno == ENOENT || errno == ENOTDIR;
     names_.clear();
+    lengths_.fill(false);
     complete_ = absent;
     trusted_ = false;
   } else if (!trusted_ || !complete_ || !(identity_of(st) == seen_)) {
@@ -148,6 +152,7 @@ void hosts_index::refresh() {
 void hosts_index::load() {
   complete_ = trusted_ = false;
   names_.clear();
+  lengths_.fill(false);
   int fd = static_cast<int>(sys::call(SYS_openat, AT_FDCWD, sys::ptr_arg(path_), O_RDONLY | O_CLOEXEC));
   if (fd < 0) {
     // Nothing c-ares could read either.
@@ -192,6 +197,7 @@ void hosts_index::load() {
     if (ends && start != std::string::npos) {
       std::string token = text.substr(start, i - start);
       for (char& t : token) t = ascii_lower(t);
+      lengths_[std::min(token.size(), lengths_.size() - 1)] = true;
       names_.insert(std::move(token));
       start = std::string::npos;
     }
@@ -266,9 +272,16 @@ class channel final : public timer {
   // finish() is what every c-ares callback ends with.
   static void finish(request* q) noexcept;
 
-  // soon() asks for a re-arm (and pending write kicks) at the hub's next
-  // timer pass, so that a burst of events or submissions costs one
-  // ares_timeout() walk, not one each.
+  // sent() is called after anything that may have made c-ares send
+  // queries (submitting, processing events), with the time read before it.
+  // c-ares gives every query it sends at least the first try's timeout, so
+  // a timer due by then covers the new deadlines without asking
+  // ares_timeout(), which walks every query in flight; a timer that fires
+  // early costs one such walk. The timer goes when the last lookup ends,
+  // so it never holds back the hub's loop_exit.
+  void sent(time_point before) noexcept;
+  // soon() asks for pending write kicks, and an exact re-arm, at the hub's
+  // next timer pass.
   void soon() noexcept;
   void fire() noexcept override;
 
@@ -293,6 +306,7 @@ class channel final : public timer {
   hub_core& hub_;
   ares_channel ch_ = nullptr;
   std::uint64_t gen_;
+  std::chrono::milliseconds first_try_;  // the timeout of a query's first try
   std::size_t outstanding_ = 0;
   ares_channel files_ = nullptr;
   std::string lookups_ = "fb";
@@ -306,7 +320,8 @@ class channel final : public timer {
 const ares_socket_functions channel::functions = {&channel::on_socket, &channel::on_close, &channel::on_connect,
                                                   &channel::on_recvfrom, &channel::on_sendv};
 
-channel::channel(hub_core& h, const moss::dns::settings& s, std::uint64_t gen) : hub_(h), gen_(gen) {
+channel::channel(hub_core& h, const moss::dns::settings& s, std::uint64_t gen)
+    : hub_(h), gen_(gen), first_try_(s.timeout) {
   static std::once_flag library;
   std::call_once(library, [] { ares_library_init(ARES_LIB_INIT_ALL); });
   ares_options o{};
@@ -387,9 +402,10 @@ std::unique_ptr<request> channel::run(Start start) {
   q->owner = this;
   ++outstanding_;
   ++hub_.keepalive;
+  time_point before = clock::now();
   start(q);  // the callback may run inside, for answers c-ares has at hand
   if (!q->done) {
-    soon();  // the new queries' deadlines
+    sent(before);
     waiter w;
     q->w = &w;
     try {
@@ -408,13 +424,22 @@ std::unique_ptr<request> channel::run(Start start) {
 }
 
 void channel::finish(request* q) noexcept {
-  --q->owner->outstanding_;
+  channel& c = *q->owner;
+  if (--c.outstanding_ == 0 && c.armed() && c.write_kicks_.empty()) c.hub_.timers.remove(c);
   if (q->abandoned) {
     delete q;
     return;
   }
   q->done = true;
   if (q->w != nullptr) q->w->wake();
+}
+
+void channel::sent(time_point before) noexcept {
+  if (outstanding_ == 0) return;
+  time_point due = before + first_try_;
+  if (armed() && deadline_ <= due) return;
+  deferred_ = false;
+  hub_.timers.add(*this, due);
 }
 
 void channel::soon() noexcept {
@@ -460,6 +485,7 @@ void sock::ready(std::uint32_t events) noexcept {
   bool wr = want_write && (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) != 0;
   if (!rd && !wr) return;
   int f = fd;
+  time_point before = clock::now();
   ares_process_fd(c.get(), rd ? f : ARES_SOCKET_BAD, wr ? f : ARES_SOCKET_BAD);
   // c-ares drains a UDP socket in one call but reads a TCP stream one chunk
   // at a time, and the poller reports only edges: keep reading while bytes
@@ -469,7 +495,7 @@ void sock::ready(std::uint32_t events) noexcept {
     if (sys::ioctl(f, FIONREAD, &avail) != 0 || avail <= 0) break;
     ares_process_fd(c.get(), f, ARES_SOCKET_BAD);
   }
-  c.soon();
+  c.sent(before);
 }
 
 // The socket functions: raw system calls, never a libc name a patch layer
@@ -724,8 +750,10 @@ struct triple {
 // a literal address (a numeric stand-in service would drop the SOCK_RAW
 // entries glibc gives). For no service or a numeric one the answer depends
 // on nothing but the arguments, so it is kept per thread; a named service
-// goes to libc each time, as /etc/services may change.
-int shape_of(const char* service, const addrinfo& h, std::vector<triple>& out) {
+// goes to libc each time, as /etc/services may change. A kept shape is
+// shared, not copied: the caller holds it across its wait.
+using shape_ptr = std::shared_ptr<const std::vector<triple>>;
+int shape_of(const char* service, const addrinfo& h, shape_ptr& out) {
   struct key {
     std::string service;
     bool has_service;
@@ -735,7 +763,7 @@ int shape_of(const char* service, const addrinfo& h, std::vector<triple>& out) {
   struct entry {
     key k;
     int rc;
-    std::vector<triple> shape;
+    shape_ptr shape;
   };
   thread_local std::vector<entry> cache;
   constexpr std::size_t cache_size = 32;
@@ -764,12 +792,13 @@ int shape_of(const char* service, const addrinfo& h, std::vector<triple>& out) {
     th.ai_flags |= AI_NUMERICHOST;
     rc = libc::getaddrinfo(h.ai_family == AF_INET6 ? "::" : "0.0.0.0", nullptr, &th, &got.head);
   }
-  out.clear();
+  auto shape = std::make_shared<std::vector<triple>>();
   if (rc == 0) {
     int first = got.head->ai_family;
     for (addrinfo* p = got.head; p != nullptr && p->ai_family == first; p = p->ai_next)
-      out.push_back({p->ai_socktype, p->ai_protocol, reinterpret_cast<const sockaddr_in*>(p->ai_addr)->sin_port});
+      shape->push_back({p->ai_socktype, p->ai_protocol, reinterpret_cast<const sockaddr_in*>(p->ai_addr)->sin_port});
   }
+  out = std::move(shape);
   // EAI_SYSTEM and EAI_MEMORY describe this call, not the arguments.
   if (cacheable && rc != EAI_SYSTEM && rc != EAI_MEMORY) {
     if (cache.size() == cache_size) cache.erase(cache.begin());
@@ -800,7 +829,7 @@ int ares_getaddrinfo_impl(const char* node, const char* service, const addrinfo*
 
   // libc checks flags, family, socket type, protocol and service, and gives
   // the (socket type, protocol, port) triples each address expands to.
-  std::vector<triple> shape;
+  shape_ptr shape;
   int rc = shape_of(service, h, shape);
   if (rc != 0) return rc;
 
@@ -830,36 +859,49 @@ int ares_getaddrinfo_impl(const char* node, const char* service, const addrinfo*
   std::unique_ptr<request> q = lookup_name(node, v4mapped ? AF_UNSPEC : family, flags);
   if (q->status != ARES_SUCCESS || q->ai == nullptr) return eai_of(q->status);
 
-  std::vector<found_addr> found;
+  addrinfo_list out;
+  addrinfo** tail = &out.head;
+  // emit(): one address's entries, one per triple.
+  auto emit = [&](int fam, const unsigned char* bytes) {
+    for (const triple& t : *shape) {
+      addrinfo* e = addrinfo_entry(fam, bytes, t.socktype, t.protocol, t.port_be, h.ai_flags);
+      if (e == nullptr) return false;
+      *tail = e;
+      tail = &e->ai_next;
+    }
+    return true;
+  };
   if (v4mapped) {
     // IPv6 addresses, and the IPv4 ones as ::ffff:a.b.c.d if there are no
     // IPv6 ones or AI_ALL asks for both; in c-ares' (RFC 6724) order, as
     // glibc sorts the mapped list too.
-    found = addresses(*q->ai, AF_UNSPEC);
+    std::vector<found_addr> found = addresses(*q->ai, AF_UNSPEC);
     bool any6 = std::any_of(found.begin(), found.end(), [](const found_addr& a) { return a.family == AF_INET6; });
     bool keep4 = !any6 || (h.ai_flags & AI_ALL) != 0;
     std::erase_if(found, [&](const found_addr& a) { return a.family == AF_INET && !keep4; });
     for (found_addr& a : found) {
-      if (a.family != AF_INET) continue;
-      std::array<unsigned char, 16> m{};
-      m[10] = m[11] = 0xff;
-      std::memcpy(m.data() + 12, a.bytes.data(), 4);
-      a = {AF_INET6, m};
+      if (a.family == AF_INET) {
+        std::array<unsigned char, 16> m{};
+        m[10] = m[11] = 0xff;
+        std::memcpy(m.data() + 12, a.bytes.data(), 4);
+        a = {AF_INET6, m};
+      }
+      if (!emit(a.family, a.bytes.data())) return EAI_MEMORY;
     }
+    if (found.empty()) return EAI_NODATA;
   } else {
-    found = addresses(*q->ai, family);
-  }
-  if (found.empty()) return EAI_NODATA;
-
-  addrinfo_list out;
-  addrinfo** tail = &out.head;
-  for (const found_addr& a : found) {
-    for (const triple& t : shape) {
-      addrinfo* e = addrinfo_entry(a.family, a.bytes.data(), t.socktype, t.protocol, t.port_be, h.ai_flags);
-      if (e == nullptr) return EAI_MEMORY;
-      *tail = e;
-      tail = &e->ai_next;
+    // Straight from c-ares' list: no copy of the addresses in between.
+    bool any = false;
+    for (const ares_addrinfo_node* n = q->ai->nodes; n != nullptr; n = n->ai_next) {
+      if (family != AF_UNSPEC && family != n->ai_family) continue;
+      const unsigned char* bytes;
+      if (n->ai_family == AF_INET) bytes = reinterpret_cast<const unsigned char*>(&reinterpret_cast<const sockaddr_in*>(n->ai_addr)->sin_addr);
+      else if (n->ai_family == AF_INET6) bytes = reinterpret_cast<const unsigned char*>(&reinterpret_cast<const sockaddr_in6*>(n->ai_addr)->sin6_addr);
+      else continue;
+      any = true;
+      if (!emit(n->ai_family, bytes)) return EAI_MEMORY;
     }
+    if (!any) return EAI_NODATA;
   }
   if ((h.ai_flags & AI_CANONNAME) != 0 && out.head != nullptr) {
     std::string canon = canonical_name(*q->ai, node, nullptr);
