@@ -19,6 +19,7 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/wait.h>
+#include <thread>
 #include <unistd.h>
 
 namespace {
@@ -290,6 +291,71 @@ TEST_F(Httpd, HelloAnswersHello) {
 TEST_F(Httpd, SigintStopsItCleanly) {
   int fd = connect_();  // an idle keep-alive connection must not hold it up
   EXPECT_EQ(stop(), 0);
+  ::close(fd);
+}
+
+TEST_F(Httpd, AnIdleConnectionIsClosedAfterTheIdleTimeoutAndABusyOneIsNot) {
+  EXPECT_EQ(stop(), 0);
+  start({"--idle-timeout", "1"});
+  int idle = connect_();
+  int busy = connect_();
+  auto t0 = std::chrono::steady_clock::now();
+  // busy asks for something every 300 ms, for longer than the timeout.
+  for (int i = 0; i < 10; ++i) {
+    send_all(busy, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n");
+    EXPECT_EQ(body_of(read_response(busy)), "hello\n") << "request " << i;
+    std::this_thread::sleep_for(300ms);
+  }
+  // By now (3 s) idle was shut down: end of stream, at once.
+  char c;
+  EXPECT_EQ(recv(idle, &c, 1, 0), 0);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s);
+  ::close(idle);
+  ::close(busy);
+}
+
+TEST_F(Httpd, AClientThatNeverReadsItsAnswersIsDropped) {
+  EXPECT_EQ(stop(), 0);
+  start({"--idle-timeout", "1"});
+  int fd = connect_();
+  // Pipelined requests until both directions are full: the server's send
+  // parks, and so would ours.
+  const std::string req = "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n";
+  std::string many;
+  for (int i = 0; i < 1000; ++i) many += req;
+  ASSERT_EQ(fcntl(fd, F_SETFL, O_NONBLOCK), 0);
+  std::size_t sent = 0;
+  auto until = std::chrono::steady_clock::now() + 5s;
+  for (;;) {
+    ssize_t n = send(fd, many.data(), many.size(), MSG_NOSIGNAL);
+    if (n > 0) {
+      sent += static_cast<std::size_t>(n);
+      continue;
+    }
+    ASSERT_TRUE(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) << strerror(errno);
+    // The server may still be answering: full only when it stays full.
+    std::this_thread::sleep_for(50ms);
+    n = send(fd, many.data(), many.size(), MSG_NOSIGNAL);
+    if (n > 0) {
+      sent += static_cast<std::size_t>(n);
+      continue;
+    }
+    if (std::chrono::steady_clock::now() > until) break;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+  }
+  std::this_thread::sleep_for(3s);  // past the timeout: the server gives up on us
+  ASSERT_EQ(fcntl(fd, F_SETFL, 0), 0);
+  const std::size_t answer = std::string("HTTP/1.1 200 OK\r\nServer: moss-httpd/0.1.0\r\nContent-Type: text/plain; "
+                                         "charset=utf-8\r\nContent-Length: 6\r\n\r\nhello\n")
+                                 .size();
+  std::size_t got = 0;
+  char buf[65536];
+  ssize_t n;
+  while ((n = recv(fd, buf, sizeof buf, 0)) > 0) got += static_cast<std::size_t>(n);
+  // The stream ended (end of file, or a reset for the requests left
+  // unread), not the 10 s receive timeout, and before every answer came.
+  EXPECT_TRUE(n == 0 || errno == ECONNRESET) << strerror(errno);
+  EXPECT_LT(got, sent / req.size() * answer);
   ::close(fd);
 }
 
