@@ -108,6 +108,16 @@ class hosts_index {
 // ascii_lower(): strcasecmp folds at least these.
 char ascii_lower(char c) noexcept { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
 
+// ends_with_folded(): whether the n bytes at s end with `tail` (lower case)
+// but for ASCII case.
+bool ends_with_folded(const char* s, std::size_t n, std::string_view tail) noexcept {
+  if (n < tail.size()) return false;
+  const char* p = s + n - tail.size();
+  for (std::size_t i = tail.size(); i-- > 0;)
+    if (ascii_lower(p[i]) != tail[i]) return false;
+  return true;
+}
+
 bool hosts_index::may_list(const char* name) {
   time_point now = clock::now();
   if (now >= next_check_) {
@@ -119,8 +129,7 @@ bool hosts_index::may_list(const char* name) {
   // c-ares answers "localhost" and names under it itself when the file
   // does not (RFC 6761).
   std::size_t m = n > 0 && name[n - 1] == '.' ? n - 1 : n;
-  if ((m == 9 && strncasecmp(name, "localhost", 9) == 0) || (m >= 10 && strncasecmp(name + m - 10, ".localhost", 10) == 0))
-    return true;
+  if (ends_with_folded(name, m, "localhost") && (m == 9 || name[m - 10] == '.')) return true;
   // Names longer than any DNS name go the long way.
   if (n >= lengths_.size()) return true;
   if (!lengths_[n]) return false;  // most names: no token is as long
