@@ -1,6 +1,6 @@
 // dns_bench.cpp: lookup throughput against a DNS server on loopback
 // (tests/dns_server.hpp, on its own thread in this process), 10,000 A
-// lookups of distinct names per run, three ways:
+// lookups of distinct names per run, four ways:
 //
 //   moss          1,000 tasks on one hub calling moss::dns::getaddrinfo
 //                 (the `ares` resolver: glibc-layout results, freeaddrinfo)
@@ -15,11 +15,11 @@
 //                 resolver state (_res) at the server's port, so no server
 //                 on port 53 is needed
 //
-// All three honour /etc/hosts, each its own way: c-ares 1.18 and glibc open
-// and parse the file on every lookup; moss keeps an index of the names in
-// it (re-checked at most once a second) and has c-ares read the file only
-// for names the index has — the bench's names are never among them. Each
-// runs twice: with the server answering at once (what each client
+// The other three honour /etc/hosts, each its own way: c-ares 1.18 and
+// glibc open and parse the file on every lookup; moss keeps an index of the
+// names in it (re-checked at most once a second) and has c-ares read the
+// file only for names the index has — the bench's names are never among
+// them. Each runs twice: with the server answering at once (what each client
 // costs in CPU; on loopback a thread pool is not held back by latency) and
 // with every answer 2 ms late, like a resolver on the local network (where
 // 1,000 lookups in flight against 10 is what counts). Figures are
