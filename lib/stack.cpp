@@ -13,10 +13,15 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <new>
 #include <system_error>
-#include <vector>
 
 #include <sys/mman.h>
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#define MOSS_STACK_ASAN 1
+#endif
 
 #if MOSS_HAVE_VALGRIND_H
 #include <valgrind/valgrind.h>
@@ -52,17 +57,60 @@ void unmap(stack_area& s) noexcept {
   sys::munmap(s.mapping, s.mapping_size);
 }
 
-// Per-thread pool of default-size stacks; freed at thread exit.
+// Per-thread pool of default-size stacks: a LIFO array grown on demand. It
+// is trivially destructible and constant-initialised, so reaching it costs no
+// TLS guard; a drainer registered when the array is first made unmaps what is
+// left at thread exit and closes the pool (stacks released later are unmapped).
 struct stack_pool {
-  std::vector<stack_area> free;
-  bool alive = true;  // stacks released after thread-exit teardown are unmapped
-  ~stack_pool() {
-    for (auto& s : free) unmap(s);
-    free.clear();
-    alive = false;
+  stack_area* items;
+  std::size_t count;
+  std::size_t capacity;
+  bool closed;
+};
+[[gnu::tls_model("initial-exec")]] constinit thread_local stack_pool pool{};
+
+struct pool_drainer {
+  ~pool_drainer() {
+    pool.closed = true;
+    for (std::size_t i = 0; i < pool.count; ++i) unmap(pool.items[i]);
+    delete[] pool.items;
+    pool.items = nullptr;
+    pool.count = pool.capacity = 0;
   }
 };
-thread_local stack_pool pool;
+
+// pool_room() makes room for one more pooled stack; false if it cannot.
+bool pool_room() noexcept {
+  if (pool.count < pool.capacity) return true;
+  if (pool.closed || pool.capacity == pool_limit) return false;
+  std::size_t cap = pool.capacity == 0 ? 16 : std::min(pool.capacity * 2, pool_limit);
+  auto* items = new (std::nothrow) stack_area[cap];
+  if (items == nullptr) return false;
+  if (pool.items == nullptr) {
+    static thread_local pool_drainer drainer;
+    (void)drainer;
+  }
+  std::copy(pool.items, pool.items + pool.count, items);
+  delete[] pool.items;
+  pool.items = items;
+  pool.capacity = cap;
+  return true;
+}
+
+// take_pooled() hands out the most recently pooled stack. Under
+// AddressSanitizer its shadow is cleared first: the greenlet that ran on it
+// died inside frames that never returned, and their redzones would otherwise
+// poison the frames of the next greenlet to use it.
+stack_area take_pooled() noexcept {
+  stack_area s = pool.items[--pool.count];
+#ifdef MOSS_STACK_ASAN
+  __asan_unpoison_memory_region(s.lo, s.size);
+#endif
+  return s;
+}
+
+// default_stack_size() once computed, so the hot paths skip its guard.
+constinit std::atomic<std::size_t> default_size_cache{0};
 
 void install_guard(char* mapping) {
   int kind = guard_kind.load(std::memory_order_relaxed);
@@ -201,25 +249,33 @@ std::size_t parse_stack_size(const char* text) {
 }
 
 std::size_t default_stack_size() {
+  std::size_t cached = default_size_cache.load(std::memory_order_relaxed);
+  if (cached != 0) [[likely]]
+    return cached;
   static const std::size_t size = [] {
     const char* env = std::getenv("MOSS_STACK_SIZE");
     return env != nullptr && *env != '\0' ? parse_stack_size(env) : std::size_t{256 * 1024};
   }();
+  default_size_cache.store(size, std::memory_order_relaxed);
   return size;
 }
 
 stack_area stack_allocate(std::size_t size) {
+  // Only default-size stacks are pooled, so a pooled one means the default
+  // size is known and valid.
+  if (size == 0 && pool.count != 0) [[likely]] {
+    in_use.fetch_add(1, std::memory_order_relaxed);
+    return take_pooled();
+  }
   std::size_t def = default_stack_size();
   // A request above the limit is refused rather than cut down: the caller
   // asked for that much because its code needs it.
   if (size > max_stack)
     throw moss::error("moss: a stack_size of " + std::to_string(size) + " bytes is too large (at most 1G)");
   size = size == 0 ? def : round_up(std::max(size, min_stack));
-  if (size == def && !pool.free.empty()) {
-    stack_area s = pool.free.back();
-    pool.free.pop_back();
+  if (size == def && pool.count != 0) {
     in_use.fetch_add(1, std::memory_order_relaxed);
-    return s;
+    return take_pooled();
   }
   ensure_overflow_diagnosis();
   std::size_t total = size + guard_size;
@@ -248,13 +304,10 @@ stack_area stack_allocate(std::size_t size) {
 void stack_release(stack_area& s) noexcept {
   if (s.mapping == nullptr) return;
   in_use.fetch_sub(1, std::memory_order_relaxed);
-  if (pool.alive && s.size == default_stack_size() && pool.free.size() < pool_limit) {
-    try {
-      pool.free.push_back(s);
-      s = stack_area{};
-      return;
-    } catch (...) {
-    }
+  if (s.size == default_size_cache.load(std::memory_order_relaxed) && pool_room()) {
+    pool.items[pool.count++] = s;
+    s = stack_area{};
+    return;
   }
   unmap(s);
   s = stack_area{};

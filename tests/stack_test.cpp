@@ -13,6 +13,7 @@
 #include <limits>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <fcntl.h>
 #include <sys/wait.h>
@@ -194,6 +195,25 @@ TEST_F(WithHub, ReleasedDefaultSizeStacksAreReusedFromThePool) {
   };
   std::uintptr_t first = frame_address();
   EXPECT_EQ(frame_address(), first);
+}
+
+// The pool grows as stacks come back (it starts small): a burst of releases
+// is all kept, and each stack is handed out again, most recent first.
+TEST_F(WithHub, APoolGrowsToHoldABurstOfReleasedStacks) {
+  constexpr int n = 100;
+  std::vector<stack_area> held;
+  for (int i = 0; i < n; ++i) held.push_back(moss::detail::stack_allocate(0));
+  std::vector<char*> released;
+  for (auto& s : held) {
+    released.push_back(s.lo);
+    moss::detail::stack_release(s);
+  }
+  for (char* lo : released) EXPECT_TRUE(is_mapped(lo)) << "a pooled stack stays mapped";
+  for (int i = n - 1; i >= 0; --i) {
+    held[static_cast<std::size_t>(i)] = moss::detail::stack_allocate(0);
+    EXPECT_EQ(held[static_cast<std::size_t>(i)].lo, released[static_cast<std::size_t>(i)]);
+  }
+  for (auto& s : held) moss::detail::stack_release(s);
 }
 
 TEST_F(WithHub, StacksOfOtherSizesAreUnmappedWhenReleased) {
