@@ -100,6 +100,56 @@ const char* describe_overflow(const void* fault, std::size_t* size) {
   return buf;
 }
 
+// run_body() runs self's body; its result is returned, an exception that
+// escapes it is stored in error.
+std::any run_body(greenlet_impl* self, std::exception_ptr& error) noexcept {
+  try {
+    return self->run(std::move(self->inbox_));
+  } catch (const greenlet_exit&) {
+    // A kill that unwound the greenlet is a normal end.
+  } catch (...) {
+    error = std::current_exception();
+  }
+  return {};
+}
+
+void entry(void* arg) {
+  auto* self = static_cast<greenlet_impl*>(arg);
+  release_dying(*tls_state);
+  std::exception_ptr error = std::exchange(self->inbox_error_, nullptr);
+  std::any result = error ? std::any{} : run_body(self, error);
+  self->inbox_.reset();
+  finish_greenlet(self, self->exit_target(), std::move(result), std::move(error));
+}
+
+// quoted() never fills in the lazy name: g may belong to another thread.
+std::string quoted(const greenlet_impl* g) {
+  if (!g->name_.empty()) return "\"" + g->name_ + "\"";
+  return std::string(g->role_ == greenlet_impl::role::task ? "\"task-" : "\"greenlet-") + std::to_string(g->id_) + "\"";
+}
+
+// deliver() hands value (or error) to g, switches to it, and returns what is
+// delivered back to self when something switches to it again (or throws it).
+// The moves are skipped when there is nothing to move (the common case of a
+// switch without a value).
+std::any deliver(thread_state& t, greenlet_impl* self, greenlet_impl* g, std::any&& value, std::exception_ptr&& error) {
+  if (value.has_value() || g->inbox_.has_value()) g->inbox_ = std::move(value);
+  if (error || g->inbox_error_) g->inbox_error_ = std::move(error);
+  switch_into(t, self, g);
+  if (self->pending_) [[unlikely]] {  // killed while it was switched away
+    self->inbox_.reset();
+    self->inbox_error_ = nullptr;
+    std::rethrow_exception(std::exchange(self->pending_, nullptr));
+  }
+  if (self->inbox_error_) [[unlikely]]
+    std::rethrow_exception(std::exchange(self->inbox_error_, nullptr));
+  std::any r(std::move(self->inbox_));
+  self->inbox_.reset();
+  return r;
+}
+
+}  // namespace
+
 void release_dying(thread_state& t) noexcept {
   greenlet_impl* g = t.dying;
   if (g == nullptr) return;
@@ -109,46 +159,12 @@ void release_dying(thread_state& t) noexcept {
   g->unref();  // the self-reference taken at start
 }
 
-void entry(void* arg) {
-  auto* self = static_cast<greenlet_impl*>(arg);
-  release_dying(*tls_state);
-  std::any result;
-  std::exception_ptr error = std::exchange(self->inbox_error_, nullptr);
-  if (!error) {
-    try {
-      result = self->run(std::move(self->inbox_));
-    } catch (const greenlet_exit&) {
-      // A kill that unwound the greenlet is a normal end.
-    } catch (...) {
-      error = std::current_exception();
-    }
-  }
-  self->inbox_.reset();
-  finish_greenlet(self, self->exit_target(), std::move(result), std::move(error));
-}
-
-// start() gives a fresh greenlet its stack and first context.
-void start(greenlet_impl* g) {
+void start_greenlet(greenlet_impl* g) {
   if (g->stack_.mapping == nullptr) g->stack_ = stack_allocate(g->stack_request_);
   context_prepare(g->ctx_, g->stack_.lo, g->stack_.size, &entry, g);
   g->state_ = greenlet_impl::state::active;
   g->ref();
 }
-
-void do_switch(thread_state& t, greenlet_impl* from, greenlet_impl* to) {
-  if (to->state_ == greenlet_impl::state::fresh) start(to);
-  t.current = to;
-  context_switch(from->ctx_, to->ctx_);
-  release_dying(t);
-}
-
-// quoted() never fills in the lazy name: g may belong to another thread.
-std::string quoted(const greenlet_impl* g) {
-  if (!g->name_.empty()) return "\"" + g->name_ + "\"";
-  return std::string(g->role_ == greenlet_impl::role::task ? "\"task-" : "\"greenlet-") + std::to_string(g->id_) + "\"";
-}
-
-}  // namespace
 
 greenlet_impl::greenlet_impl(role r) noexcept
     : role_(r), id_(next_id.fetch_add(1, std::memory_order_relaxed)) {
@@ -219,13 +235,15 @@ void set_parent(greenlet_impl* g, greenlet_impl* parent) {
 void finish_greenlet(greenlet_impl* self, greenlet_impl* target, std::any value, std::exception_ptr error) noexcept {
   thread_state& t = *tls_state;
   self->state_ = greenlet_impl::state::dead;
-  target->inbox_ = std::move(value);
-  target->inbox_error_ = std::move(error);
+  // Tasks end with neither a value nor an error, and their target's inbox is
+  // empty: skip the moves then.
+  if (value.has_value() || target->inbox_.has_value()) target->inbox_ = std::move(value);
+  if (error || target->inbox_error_) target->inbox_error_ = std::move(error);
   value.reset();
   error = nullptr;
   if (target->state_ == greenlet_impl::state::fresh) {
     try {
-      start(target);
+      start_greenlet(target);
     } catch (const std::exception& e) {
       std::fprintf(stderr, "moss: cannot start greenlet \"%s\": %s\n", target->name_.c_str(), e.what());
       std::abort();
@@ -262,21 +280,12 @@ std::any switch_with(greenlet_impl* g, std::any value, std::exception_ptr error)
     }
     return switch_with(up, {}, std::move(error));
   }
-  g->inbox_ = std::move(value);
-  g->inbox_error_ = std::move(error);
-  do_switch(t, self, g);
-  if (self->pending_) {  // killed while it was switched away
-    self->inbox_.reset();
-    self->inbox_error_ = nullptr;
-    std::rethrow_exception(std::exchange(self->pending_, nullptr));
-  }
-  if (self->inbox_error_) std::rethrow_exception(std::exchange(self->inbox_error_, nullptr));
-  return std::exchange(self->inbox_, {});
+  return deliver(t, self, g, std::move(value), std::move(error));
 }
 
 void resume(greenlet_impl* g) {
   thread_state& t = *tls_state;
-  do_switch(t, t.current, g);
+  switch_into(t, t.current, g);
 }
 
 }  // namespace moss::detail
@@ -316,7 +325,17 @@ greenlet::~greenlet() {
   impl_->unref();
 }
 
-std::any greenlet::switch_to(std::any value) { return detail::switch_with(impl_, std::move(value), nullptr); }
+std::any greenlet::switch_to(std::any value) {
+  // The common case, checked inline: a started greenlet of this thread that
+  // is neither the caller, the hub, nor waiting on the hub. switch_with()
+  // makes the same checks one by one and says what is wrong.
+  detail::thread_state* t = detail::this_thread_if_any();
+  greenlet_impl* g = impl_;
+  if (t != nullptr && g->owner_ == t && g->state_ == greenlet_impl::state::active && g->role_ != greenlet_impl::role::hub &&
+      g->parked_on_ == nullptr && g != t->current) [[likely]]
+    return detail::deliver(*t, t->current, g, std::move(value), nullptr);
+  return detail::switch_with(impl_, std::move(value), nullptr);
+}
 
 std::any greenlet::throw_in(std::exception_ptr e) {
   if (!e) throw moss::error("moss: throw_in needs an exception");

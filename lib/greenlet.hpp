@@ -1,6 +1,8 @@
 // greenlet.hpp (internal): per-thread greenlet state shared with the hub.
 #pragma once
 
+#include "context.hpp"
+
 #include <moss/detail/greenlet_impl.hpp>
 
 namespace moss::detail {
@@ -34,6 +36,23 @@ inline thread_state& this_thread() {
 
 // this_thread_if_any() returns null before first use and after teardown.
 inline thread_state* this_thread_if_any() noexcept { return tls_state; }
+
+// start_greenlet() gives a fresh greenlet its stack and first context.
+void start_greenlet(greenlet_impl* g);
+
+// release_dying() frees the stack of the greenlet that finished last
+// (t.dying), on the stack of the one that runs next.
+void release_dying(thread_state& t) noexcept;
+
+// switch_into() suspends from (the running greenlet) and runs to, starting it
+// if it is fresh; returns when something switches back to from. Inline: it
+// is the hub's hot path (yield, wait, a task's end).
+inline void switch_into(thread_state& t, greenlet_impl* from, greenlet_impl* to) {
+  if (to->state_ == greenlet_impl::state::fresh) start_greenlet(to);
+  t.current = to;
+  context_switch(from->ctx_, to->ctx_);
+  if (t.dying != nullptr) release_dying(t);
+}
 
 // finish_greenlet() is called by a greenlet whose body has returned: control
 // goes to target (started if needed), delivering value/error, never to return.

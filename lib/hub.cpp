@@ -86,48 +86,6 @@ hub_core& hub_core::create() {
   return *core;
 }
 
-void hub_core::schedule(greenlet_impl* g) noexcept {
-  if (g->scheduled_) return;
-  g->scheduled_ = true;
-  if (g->in_ready_queue_) return;  // a stale entry is still linked: reuse it
-  g->in_ready_queue_ = true;
-  g->ref();
-  g->next_ready_ = nullptr;
-  if (ready_tail_ != nullptr) ready_tail_->next_ready_ = g;
-  else ready_head_ = g;
-  ready_tail_ = g;
-}
-
-greenlet_impl* hub_core::pop_ready() noexcept {
-  while (budget_ > 0 && ready_head_ != nullptr) {
-    greenlet_impl* g = ready_head_;
-    ready_head_ = g->next_ready_;
-    if (ready_head_ == nullptr) ready_tail_ = nullptr;
-    g->next_ready_ = nullptr;
-    g->in_ready_queue_ = false;
-    bool runnable = g->scheduled_ && g->state_ != greenlet_impl::state::dead;
-    g->scheduled_ = false;
-    g->unref();  // a runnable greenlet is still held by itself or its task list
-    if (runnable) {
-      --budget_;
-      return g;
-    }
-  }
-  return nullptr;
-}
-
-void hub_core::switch_out() {
-  greenlet_impl* self = thread_.current;
-  greenlet_impl* next = pop_ready();
-  if (next == self) return;
-  resume(next != nullptr ? next : hub_g_);
-}
-
-greenlet_impl* hub_core::exit_target() noexcept {
-  greenlet_impl* next = pop_ready();
-  return next != nullptr ? next : hub_g_;
-}
-
 void hub_core::track(greenlet_impl* g) noexcept {
   g->ref();
   g->hub_prev_ = nullptr;

@@ -112,12 +112,30 @@ class hub_core {
   static hub_core& create();
 
   // schedule() makes g runnable; the hub resumes it in FIFO order.
-  void schedule(greenlet_impl* g) noexcept;
+  void schedule(greenlet_impl* g) noexcept {
+    if (g->scheduled_) return;
+    g->scheduled_ = true;
+    if (g->in_ready_queue_) return;  // a stale entry is still linked: reuse it
+    g->in_ready_queue_ = true;
+    g->ref();
+    g->next_ready_ = nullptr;
+    if (ready_tail_ != nullptr) ready_tail_->next_ready_ = g;
+    else ready_head_ = g;
+    ready_tail_ = g;
+  }
   // switch_out() lets others run until the current greenlet is scheduled
   // again. The current greenlet must not be the hub's.
-  void switch_out();
+  void switch_out() {
+    greenlet_impl* self = thread_.current;
+    greenlet_impl* next = pop_ready();
+    if (next == self) return;
+    switch_into(thread_, self, next != nullptr ? next : hub_g_);
+  }
   // exit_target() is where a finishing task goes: next ready, else the hub.
-  greenlet_impl* exit_target() noexcept;
+  greenlet_impl* exit_target() noexcept {
+    greenlet_impl* next = pop_ready();
+    return next != nullptr ? next : hub_g_;
+  }
 
   // Spawned tasks that have not finished (intrusive list; holds a reference).
   void track(greenlet_impl* g) noexcept;
@@ -161,7 +179,25 @@ class hub_core {
   void loop();
   void poll_once();
   void deliver_loop_exit();
-  greenlet_impl* pop_ready() noexcept;
+  // pop_ready() takes the next runnable greenlet while the batch budget
+  // lasts, skipping stale entries; null when none or out of budget.
+  greenlet_impl* pop_ready() noexcept {
+    while (budget_ > 0 && ready_head_ != nullptr) {
+      greenlet_impl* g = ready_head_;
+      ready_head_ = g->next_ready_;
+      if (ready_head_ == nullptr) ready_tail_ = nullptr;
+      g->next_ready_ = nullptr;
+      g->in_ready_queue_ = false;
+      bool runnable = g->scheduled_ && g->state_ != greenlet_impl::state::dead;
+      g->scheduled_ = false;
+      g->unref();  // a runnable greenlet is still held by itself or its task list
+      if (runnable) {
+        --budget_;
+        return g;
+      }
+    }
+    return nullptr;
+  }
   static void on_event(void* ctx, void* tag, std::uint32_t events) noexcept;
 
   thread_state& thread_;
