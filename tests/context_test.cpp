@@ -1,13 +1,17 @@
-// context_test: what a switch carries besides the registers — errno and the
-// C++ runtime's exception state belong to the greenlet, not the OS thread.
+// context_test: what a switch carries besides the registers — errno, the
+// C++ runtime's exception state and the floating-point control modes belong
+// to the greenlet, not the OS thread.
 #include <moss/greenlet.hpp>
 
 #include "leak_check.hpp"
 
 #include <cerrno>
+#include <cfenv>
 #include <exception>
 #include <stdexcept>
 #include <string>
+
+#include <xmmintrin.h>
 
 using moss_test::WithHub;
 
@@ -116,4 +120,32 @@ TEST_F(WithHub, UncaughtExceptionsCountsOnlyTheGreenletsOwnUnwinding) {
   g.switch_to();  // g finishes unwinding and catches
   EXPECT_EQ(caught, "unwinding");
   EXPECT_EQ(std::uncaught_exceptions(), 0);
+}
+
+// MXCSR (SSE) and the x87 control word are callee-saved: a greenlet that
+// changes the rounding mode keeps it to itself, and gets it back when it is
+// resumed. The switch reloads them only when the two sides differ.
+TEST_F(WithHub, FloatingPointControlModesBelongToTheGreenlet) {
+  const int mode = std::fegetround();
+  const unsigned sse_mode = _MM_GET_ROUNDING_MODE();
+  ASSERT_NE(mode, FE_UPWARD);
+  moss::greenlet main = moss::current();
+  int x87_inside = -1;
+  unsigned sse_inside = 0;
+  moss::greenlet g([&] {
+    std::fesetround(FE_UPWARD);  // sets both the x87 and the SSE mode
+    main.switch_to();
+    x87_inside = std::fegetround();
+    sse_inside = _MM_GET_ROUNDING_MODE();
+    std::fesetround(FE_TOWARDZERO);
+  });
+  g.switch_to();
+  EXPECT_EQ(std::fegetround(), mode);
+  EXPECT_EQ(_MM_GET_ROUNDING_MODE(), sse_mode);
+  g.switch_to();  // g finishes and control comes back here
+  EXPECT_EQ(x87_inside, FE_UPWARD);
+  EXPECT_EQ(sse_inside, static_cast<unsigned>(_MM_ROUND_UP));
+  EXPECT_EQ(std::fegetround(), mode);
+  EXPECT_EQ(_MM_GET_ROUNDING_MODE(), sse_mode);
+  EXPECT_TRUE(g.dead());
 }
