@@ -9,6 +9,7 @@
 #include "context.hpp"
 #include "stack.hpp"
 #include "sys.hpp"
+#include "thread_counter.hpp"
 
 #include <moss/greenlet.hpp>
 
@@ -24,8 +25,25 @@ namespace moss::detail {
 namespace {
 
 
-std::atomic<std::size_t> live_count{0};
+// Leak-check count of control blocks, without a locked instruction per
+// greenlet (thread_counter.hpp).
+struct live_tag {};
+using live_count = thread_counter<live_tag>;
+
+// Ids are handed to each thread in blocks, for the same reason: unique in the
+// process, increasing within a thread.
+constexpr std::uint64_t id_block = 256;
 std::atomic<std::uint64_t> next_id{0};
+[[gnu::tls_model("initial-exec")]] constinit thread_local std::uint64_t id_next = 0;
+[[gnu::tls_model("initial-exec")]] constinit thread_local std::uint64_t id_end = 0;
+
+std::uint64_t new_id() noexcept {
+  if (id_next == id_end) [[unlikely]] {
+    id_next = next_id.fetch_add(id_block, std::memory_order_relaxed);
+    id_end = id_next + id_block;
+  }
+  return id_next++;
+}
 
 thread_local bool tls_torn_down = false;
 
@@ -167,8 +185,8 @@ void start_greenlet(greenlet_impl* g) {
 }
 
 greenlet_impl::greenlet_impl(role r) noexcept
-    : role_(r), id_(next_id.fetch_add(1, std::memory_order_relaxed)) {
-  live_count.fetch_add(1, std::memory_order_relaxed);
+    : role_(r), id_(new_id()) {
+  live_count::add(1);
   thread_state* t = tls_state;
   owner_ = t;
 }
@@ -176,7 +194,7 @@ greenlet_impl::greenlet_impl(role r) noexcept
 greenlet_impl::~greenlet_impl() {
   if (parent_ != nullptr) parent_->unref();
   stack_release(stack_);
-  live_count.fetch_sub(1, std::memory_order_relaxed);
+  live_count::add(-1);
 }
 
 greenlet_impl* greenlet_impl::live_ancestor() const noexcept {
@@ -197,7 +215,7 @@ bool greenlet_impl::is_current() const noexcept {
   return t != nullptr && t->current == this;
 }
 
-std::size_t live_greenlets() noexcept { return live_count.load(std::memory_order_relaxed); }
+std::size_t live_greenlets() noexcept { return static_cast<std::size_t>(live_count::total()); }
 
 thread_state& make_this_thread() {
   if (tls_torn_down) throw moss::error("moss: this thread is exiting and its hub was already destroyed; cannot spawn, switch or wait");

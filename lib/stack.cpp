@@ -2,6 +2,7 @@
 #include "stack.hpp"
 
 #include "sys.hpp"
+#include "thread_counter.hpp"
 
 #include <moss/error.hpp>
 #include <moss_config.h>
@@ -44,7 +45,9 @@ constexpr std::size_t min_stack = 16 * 1024;
 constexpr std::size_t max_stack = std::size_t{1} << 30;
 constexpr std::size_t pool_limit = 1024;  // pooled stacks per thread
 
-std::atomic<std::size_t> in_use{0};
+// Stacks handed out and not released, for leak checks (thread_counter.hpp).
+struct in_use_tag {};
+using in_use = thread_counter<in_use_tag>;
 std::atomic<int> guard_kind{0};  // 0 unknown, 1 madvise, 2 mprotect
 std::atomic<overflow_describer> describer{nullptr};
 
@@ -264,7 +267,7 @@ stack_area stack_allocate(std::size_t size) {
   // Only default-size stacks are pooled, so a pooled one means the default
   // size is known and valid.
   if (size == 0 && pool.count != 0) [[likely]] {
-    in_use.fetch_add(1, std::memory_order_relaxed);
+    in_use::add(1);
     return take_pooled();
   }
   std::size_t def = default_stack_size();
@@ -274,7 +277,7 @@ stack_area stack_allocate(std::size_t size) {
     throw moss::error("moss: a stack_size of " + std::to_string(size) + " bytes is too large (at most 1G)");
   size = size == 0 ? def : round_up(std::max(size, min_stack));
   if (size == def && pool.count != 0) {
-    in_use.fetch_add(1, std::memory_order_relaxed);
+    in_use::add(1);
     return take_pooled();
   }
   ensure_overflow_diagnosis();
@@ -297,13 +300,13 @@ stack_area stack_allocate(std::size_t size) {
   // wild stack-pointer jump.
   if (RUNNING_ON_VALGRIND) s.valgrind_id = VALGRIND_STACK_REGISTER(s.lo, s.lo + s.size);
 #endif
-  in_use.fetch_add(1, std::memory_order_relaxed);
+  in_use::add(1);
   return s;
 }
 
 void stack_release(stack_area& s) noexcept {
   if (s.mapping == nullptr) return;
-  in_use.fetch_sub(1, std::memory_order_relaxed);
+  in_use::add(-1);
   if (s.size == default_size_cache.load(std::memory_order_relaxed) && pool_room()) {
     pool.items[pool.count++] = s;
     s = stack_area{};
@@ -313,7 +316,7 @@ void stack_release(stack_area& s) noexcept {
   s = stack_area{};
 }
 
-std::size_t stacks_in_use() noexcept { return in_use.load(std::memory_order_relaxed); }
+std::size_t stacks_in_use() noexcept { return static_cast<std::size_t>(in_use::total()); }
 
 const char* guard_mode() noexcept {
   switch (guard_kind.load(std::memory_order_relaxed)) {

@@ -9,6 +9,7 @@
 #include <any>
 #include <future>
 #include <memory>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -355,4 +356,43 @@ TEST_F(WithHub, AnyCallableShapeCanBeAGreenletBody) {
   moss::greenlet::function fn = [](std::any v) { return v; };
   moss::greenlet e(fn);
   EXPECT_EQ(std::any_cast<std::string>(e.switch_to(std::string("echo"))), "echo");
+}
+
+// The leak-check counts are kept per thread (no locked instruction per
+// greenlet) and summed: a greenlet and stack alive on another thread count,
+// and stop counting once that thread has destroyed them and ended.
+TEST_F(WithHub, LiveCountsIncludeOtherThreadsGreenletsAndStacks) {
+  const std::size_t greenlets = moss::detail::live_greenlets();
+  const std::size_t stacks = moss::detail::stacks_in_use();
+  std::promise<void> made, checked;
+  std::thread other([&] {
+    moss::greenlet root = moss::current();
+    moss::greenlet g([&root] { root.switch_to(); });
+    g.switch_to();  // started: it holds a stack now
+    made.set_value();
+    checked.get_future().wait();
+  });  // g unwinds and dies with its last handle, then the thread ends
+  made.get_future().wait();
+  // The other thread's root greenlet and g; g's stack.
+  EXPECT_EQ(moss::detail::live_greenlets(), greenlets + 2);
+  EXPECT_EQ(moss::detail::stacks_in_use(), stacks + 1);
+  checked.set_value();
+  other.join();
+  EXPECT_EQ(moss::detail::live_greenlets(), greenlets);
+  EXPECT_EQ(moss::detail::stacks_in_use(), stacks);
+}
+
+// Ids are handed to threads in blocks: still unique across threads.
+TEST_F(WithHub, GreenletIdsAreUniqueAcrossThreads) {
+  constexpr int threads = 4, per_thread = 600;  // more than one block each
+  std::vector<std::vector<std::string>> names(threads);
+  std::vector<std::thread> workers;
+  for (int i = 0; i < threads; ++i)
+    workers.emplace_back([&names, i] {
+      for (int k = 0; k < per_thread; ++k) names[static_cast<std::size_t>(i)].push_back(moss::greenlet([] {}).name());
+    });
+  for (auto& w : workers) w.join();
+  std::set<std::string> all;
+  for (auto& v : names) all.insert(v.begin(), v.end());
+  EXPECT_EQ(all.size(), static_cast<std::size_t>(threads * per_thread));
 }
