@@ -3,7 +3,9 @@
 //
 //   switch_round_trip   moss::greenlet::switch_to there and back, against a
 //                       bare Boost.Context fcontext jump there and back (and,
-//                       for context, the same jumps made two calls deep)
+//                       for context, the same jumps made two calls deep, and
+//                       made through one call entered as moss enters its
+//                       switch: the floor for a switch that is a call)
 //   yield_round_trip    two spawned tasks each calling moss::yield(); one
 //                       iteration is both of them yielding once
 //   spawn_join          moss::spawn([]{}).join() with a pooled stack, against
@@ -92,6 +94,55 @@ void switch_round_trip_raw_fcontext_nested(benchmark::State& state) {
   for (auto _ : state) echo = jump_outer(echo);
 }
 
+// The floor for any switch that is a function call returning to its caller:
+// the same bare jumps, entered with push + jmp so that no call/ret pair is
+// split across stacks (as moss does), made through one function call on each
+// side. Each side's call returns to a different call site, but the CPU's
+// return-stack predictor holds the other side's: the return after every
+// switch mispredicts. x86-64 only; elsewhere this is the plain call.
+#if defined(__x86_64__)
+[[gnu::noinline]] bc::fcontext_t jump_balanced(bc::fcontext_t to) {
+  void* back;
+  void* data = nullptr;
+  asm volatile(
+      "movq %%rsp, %%rbx\n\t"
+      "subq $128, %%rsp\n\t"
+      "andq $-16, %%rsp\n\t"
+      "leaq 1f(%%rip), %%rcx\n\t"
+      "pushq %%rcx\n\t"
+      "jmp jump_fcontext@PLT\n"
+      "1:\n\t"
+      "movq %%rbx, %%rsp\n\t"
+      : "=a"(back), "+D"(to), "+S"(data)
+      :
+      : "rbx", "rcx", "rdx", "r8", "r9", "r10", "r11", "memory", "cc", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4",
+        "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "st",
+        "st(1)", "st(2)", "st(3)", "st(4)", "st(5)", "st(6)", "st(7)");
+  return back;
+}
+#else
+[[gnu::noinline]] bc::fcontext_t jump_balanced(bc::fcontext_t to) {
+  bc::fcontext_t back = bc::jump_fcontext(to, nullptr).fctx;
+  asm volatile("");
+  return back;
+}
+#endif
+
+void echo_fcontext_balanced(bc::transfer_t t) {
+  for (;;) {
+    t.fctx = jump_balanced(t.fctx);
+    asm volatile("");
+  }
+}
+
+void switch_round_trip_raw_fcontext_one_call(benchmark::State& state) {
+  constexpr std::size_t size = 64 * 1024;
+  auto stack = std::make_unique<char[]>(size);
+  bc::fcontext_t echo = bc::make_fcontext(stack.get() + size, size, &echo_fcontext_balanced);
+  echo = jump_balanced(echo);
+  for (auto _ : state) echo = jump_balanced(echo);
+}
+
 // --- 2. hub yield round trip ----------------------------------------------
 
 void yield_round_trip_moss(benchmark::State& state) {
@@ -139,6 +190,7 @@ int main(int argc, char** argv) {
   moss_bench::add("switch_round_trip/moss", &switch_round_trip_moss);
   moss_bench::add("switch_round_trip/raw_fcontext", &switch_round_trip_raw_fcontext);
   moss_bench::add("switch_round_trip/raw_fcontext_nested", &switch_round_trip_raw_fcontext_nested);
+  moss_bench::add("switch_round_trip/raw_fcontext_one_call", &switch_round_trip_raw_fcontext_one_call);
   moss_bench::add("yield_round_trip/moss", &yield_round_trip_moss);
   moss_bench::add("spawn_join/moss", &spawn_join_moss);
   moss_bench::add("spawn_join/boost_fiber", &spawn_join_boost_fiber);
@@ -155,6 +207,8 @@ int main(int argc, char** argv) {
                           "switch_round_trip/raw_fcontext", 1.5);
   moss_bench::print_ratio(reporter, "switch_to vs nested fcontext:", "switch_round_trip/moss",
                           "switch_round_trip/raw_fcontext_nested", 0);
+  moss_bench::print_ratio(reporter, "switch_to vs one-call fcontext:", "switch_round_trip/moss",
+                          "switch_round_trip/raw_fcontext_one_call", 0);
   moss_bench::print_absolute(reporter, "yield round trip:", "yield_round_trip/moss", 40);
   moss_bench::print_absolute(reporter, "spawn+join, pooled stack:", "spawn_join/moss", 100);
   moss_bench::print_ratio(reporter, "spawn+join vs Boost.Fiber:", "spawn_join/moss", "spawn_join/boost_fiber", 0);
