@@ -68,7 +68,7 @@ struct task_cache {
   bool armed;   // the drainer is registered
   bool closed;  // the thread is exiting: bypass
 };
-constinit thread_local task_cache cache{};
+[[gnu::tls_model("initial-exec")]] constinit thread_local task_cache cache{};
 
 struct cache_drainer {
   ~cache_drainer() {
