@@ -6,6 +6,7 @@
 // record->from, so a suspended context is always up to date.
 #include "context.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <cstdlib>
@@ -244,15 +245,37 @@ void context_init_root(context_state& c) noexcept {
   (void)c;
 }
 
+namespace {
+
+// Stack colouring: every stack is mapped at a page boundary, so without an
+// offset the hot top frames of all greenlets share the same few cache sets
+// and evict one another when many greenlets take turns. Each new context
+// starts its frames one of 32 cache lines (at most 2 KiB, or 1/128 of a small
+// stack) below the top, in turn. Measured on a ring of 1,000 tasks that
+// yield in turn (a standalone program, 3 passes): 13.8–20.3 ns a switch with,
+// 17.4–22.8 ns without; no change at 3,000 tasks, and none beyond the noise in
+// core_bench's yield_ring_1000. Parked tasks' memory is unchanged (an offset
+// under 2 KiB plus a parked task's ~800 B of frames stays in one page).
+[[gnu::tls_model("initial-exec")]] constinit thread_local unsigned next_colour = 0;
+
+std::size_t colour_offset(std::size_t size) noexcept {
+  constexpr std::size_t line = 64, colours = 32;
+  std::size_t step = std::min(line, size / (128 * colours) / 16 * 16);
+  return (next_colour++ % colours) * step;
+}
+
+}  // namespace
+
 void context_prepare(context_state& c, char* lo, std::size_t size, void (*entry)(void*), void* arg) noexcept {
   c.entry = entry;
   c.entry_arg = arg;
   c.stack_bottom = lo;
   c.stack_size = size;
+  char* hi = lo + size - colour_offset(size);
 #ifdef MOSS_OWN_SWITCH
   // The frame moss_swap resumes (see above), at the 16-byte aligned top:
   // after it, the stack pointer is that top, as moss_start's call needs.
-  auto top = reinterpret_cast<std::uintptr_t>(lo + size) & ~std::uintptr_t{15};
+  auto top = reinterpret_cast<std::uintptr_t>(hi) & ~std::uintptr_t{15};
   auto* frame = reinterpret_cast<std::uint64_t*>(top) - 8;
   std::uint32_t mxcsr = 0;
   std::uint16_t fpucw = 0;
@@ -265,7 +288,7 @@ void context_prepare(context_state& c, char* lo, std::size_t size, void (*entry)
   frame[7] = reinterpret_cast<std::uint64_t>(&moss_start[0]);     // resume address
   c.fctx = frame;
 #else
-  c.fctx = bc::make_fcontext(lo + size, size, &trampoline);
+  c.fctx = bc::make_fcontext(hi, static_cast<std::size_t>(hi - lo), &trampoline);
 #endif
 #ifdef MOSS_TSAN
   if (c.tsan_fiber == nullptr) c.tsan_fiber = __tsan_create_fiber(0);

@@ -244,27 +244,21 @@ long ready_then(blocking_call& c, short events, F&& call) {
   }
 }
 
-bool is_stream(fd_record& r, int fd) noexcept {
-  if (r.stream == tri::unknown) {
-    int type = 0;
-    socklen_t len = sizeof type;
+// socket_is() learns once whether fd's integer socket option opt is want,
+// and keeps the answer in known.
+bool socket_is(tri& known, int fd, int opt, int want) noexcept {
+  if (known == tri::unknown) {
+    int value = 0;
+    socklen_t len = sizeof value;
     int e = errno;
-    r.stream = sys::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_STREAM ? tri::yes : tri::no;
+    known = sys::getsockopt(fd, SOL_SOCKET, opt, &value, &len) == 0 && value == want ? tri::yes : tri::no;
     errno = e;
   }
-  return r.stream == tri::yes;
+  return known == tri::yes;
 }
 
-bool is_tcp(fd_record& r, int fd) noexcept {
-  if (r.tcp == tri::unknown) {
-    int proto = 0;
-    socklen_t len = sizeof proto;
-    int e = errno;
-    r.tcp = sys::getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &len) == 0 && proto == IPPROTO_TCP ? tri::yes : tri::no;
-    errno = e;
-  }
-  return r.tcp == tri::yes;
-}
+bool is_stream(fd_record& r, int fd) noexcept { return socket_is(r.stream, fd, SO_TYPE, SOCK_STREAM); }
+bool is_tcp(fd_record& r, int fd) noexcept { return socket_is(r.tcp, fd, SO_PROTOCOL, IPPROTO_TCP); }
 
 // note_read() learns from a read that took `got` of `asked` bytes: short,
 // from a TCP socket, it emptied the receive queue, so the next read parks

@@ -29,6 +29,7 @@
 
 #include <cstdio>
 #include <memory>
+#include <vector>
 
 namespace {
 
@@ -160,6 +161,26 @@ void yield_round_trip_moss(benchmark::State& state) {
   });
 }
 
+// A thousand tasks taking turns: one switch per yield, each to a task whose
+// stack was touched 999 switches ago, so the figure includes the cache
+// misses of many live stacks (context.cpp colours the stack tops for this).
+void yield_ring_1000_moss(benchmark::State& state) {
+  constexpr int tasks = 1000;
+  moss::run([&] {
+    bool stop = false;
+    std::vector<moss::task<void>> ring;
+    ring.push_back(moss::spawn([&] {
+      for (auto _ : state) moss::yield();  // a full turn: 1,000 switches
+      stop = true;
+    }));
+    for (int i = 1; i < tasks; ++i)
+      ring.push_back(moss::spawn([&] {
+        while (!stop) moss::yield();
+      }));
+    for (auto& t : ring) t.join();
+  });
+}
+
 // --- 3. spawn + run + join --------------------------------------------------
 
 void spawn_join_moss(benchmark::State& state) {
@@ -192,6 +213,7 @@ int main(int argc, char** argv) {
   moss_bench::add("switch_round_trip/raw_fcontext_nested", &switch_round_trip_raw_fcontext_nested);
   moss_bench::add("switch_round_trip/raw_fcontext_one_call", &switch_round_trip_raw_fcontext_one_call);
   moss_bench::add("yield_round_trip/moss", &yield_round_trip_moss);
+  moss_bench::add("yield_ring_1000/moss", &yield_ring_1000_moss);
   moss_bench::add("spawn_join/moss", &spawn_join_moss);
   moss_bench::add("spawn_join/boost_fiber", &spawn_join_boost_fiber);
   moss_bench::add("spawn_join/boost_fiber_pooled", &spawn_join_boost_fiber_pooled);
@@ -210,6 +232,7 @@ int main(int argc, char** argv) {
   moss_bench::print_ratio(reporter, "switch_to vs one-call fcontext:", "switch_round_trip/moss",
                           "switch_round_trip/raw_fcontext_one_call", 0);
   moss_bench::print_absolute(reporter, "yield round trip:", "yield_round_trip/moss", 40);
+  moss_bench::print_absolute(reporter, "yield, ring of 1,000 (a turn):", "yield_ring_1000/moss", 0);
   moss_bench::print_absolute(reporter, "spawn+join, pooled stack:", "spawn_join/moss", 100);
   moss_bench::print_ratio(reporter, "spawn+join vs Boost.Fiber:", "spawn_join/moss", "spawn_join/boost_fiber", 0);
   moss_bench::print_ratio(reporter, "spawn+join vs pooled Fiber:", "spawn_join/moss", "spawn_join/boost_fiber_pooled",
