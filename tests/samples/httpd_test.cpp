@@ -385,6 +385,13 @@ TEST(HttpdCli, BadArgumentsAreUsageErrorsNamingTheArgument) {
   r = run("--workers 0");
   EXPECT_EQ(r.status, 2);
   EXPECT_NE(r.out.find("bad worker count \"0\""), std::string::npos) << r.out;
+  for (const char* bad : {"0", "1.5", "soon", "86401"}) {
+    r = run(std::string("--idle-timeout ") + bad);
+    EXPECT_EQ(r.status, 2) << bad;
+    EXPECT_NE(r.out.find(std::string("bad idle timeout \"") + bad + "\": expected 1 to 86400 seconds"),
+              std::string::npos)
+        << r.out;
+  }
 }
 
 TEST(HttpdCli, AMissingRootIsReported) {
