@@ -293,7 +293,11 @@ TEST_F(WithDnsServer, NumericHostsAndNullNodesNeverTouchTheNetwork) {
 }
 
 TEST_F(WithDnsServer, ThousandLookupsFromThousandGreenletsRunConcurrently) {
-  use(server(), 2s, 1);
+  // 1,000 datagrams at once can overflow the loopback device's backlog
+  // (net.core.netdev_max_backlog, 1,000) on a loaded machine, as on a real
+  // network: a lost query is retried after 0.5 s, then 1 s, as a DNS client
+  // should, and the test stays about concurrency.
+  use(server(), 500ms, 4);
   server().set_delay(100ms);
   constexpr int n = 1000;
   std::vector<moss::task<int>> tasks;
@@ -320,7 +324,7 @@ TEST_F(WithDnsServer, ThousandLookupsFromThousandGreenletsRunConcurrently) {
   EXPECT_EQ(succeeded, n);
   EXPECT_GE(server().queries(), std::size_t{n});
   // One at a time this would take n * 100 ms = 100 s.
-  EXPECT_LT(elapsed, 2s) << std::chrono::duration<double>(elapsed).count() << " s";
+  EXPECT_LT(elapsed, 5s) << std::chrono::duration<double>(elapsed).count() << " s";
   EXPECT_EQ(moss::detail::dns::ares_in_flight(), 0u);
 }
 

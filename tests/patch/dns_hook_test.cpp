@@ -57,13 +57,20 @@ std::string lookup(const char* name) {
 }  // namespace
 
 TEST_F(WithDnsServer, AThousandPlainGetaddrinfoCallsRunConcurrently) {
+  // 1,000 datagrams at once can overflow the loopback device's backlog
+  // (net.core.netdev_max_backlog, 1,000) on a loaded machine: a lost query
+  // is retried after 0.5 s, then 1 s, as a DNS client should.
+  moss::dns::settings cfg = moss::dns::current_settings();
+  cfg.timeout = 500ms;
+  cfg.tries = 4;
+  moss::dns::configure(cfg);
   server_.set_delay(100ms);
   constexpr int n = 1000;
   auto t0 = clk::now();
   std::vector<moss::task<std::string>> ts;
   for (int i = 0; i < n; ++i) ts.push_back(moss::spawn([] { return lookup("slow.test"); }));
   for (auto& t : ts) EXPECT_EQ(t.get(), "10.1.2.3");
-  EXPECT_LT(clk::now() - t0, 2s) << "each lookup waits 100 ms: sequential would be 100 s";
+  EXPECT_LT(clk::now() - t0, 5s) << "each lookup waits 100 ms: sequential would be 100 s";
 }
 
 TEST_F(WithDnsServer, NxdomainIsEaiNonameAsInGlibc) {
