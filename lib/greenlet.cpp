@@ -269,6 +269,8 @@ void finish_greenlet(greenlet_impl* self, greenlet_impl* target, std::any value,
   }
   t.dying = self;
   t.current = target;
+  if (t.beat != nullptr) [[unlikely]]
+    t.beat->tick(self, target->id_);
   context_exit(self->ctx_, target->ctx_);
 }
 

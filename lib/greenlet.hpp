@@ -2,6 +2,7 @@
 #pragma once
 
 #include "context.hpp"
+#include "monitor.hpp"
 
 #include <moss/detail/greenlet_impl.hpp>
 
@@ -15,6 +16,7 @@ struct thread_state {
   greenlet_impl* root = nullptr;     // the thread's own stack ("main")
   greenlet_impl* dying = nullptr;    // finished; its stack is freed by the next to run
   hub_core* hub = nullptr;           // owned by lib/hub.cpp
+  heartbeat* beat = nullptr;         // MOSS_MONITOR_MS is on and the thread has a hub
   bool hub_destroyed = false;
 };
 
@@ -50,6 +52,8 @@ void release_dying(thread_state& t) noexcept;
 inline void switch_into(thread_state& t, greenlet_impl* from, greenlet_impl* to) {
   if (to->state_ == greenlet_impl::state::fresh) start_greenlet(to);
   t.current = to;
+  if (t.beat != nullptr) [[unlikely]]
+    t.beat->tick(from, to->id_);
   context_switch(from->ctx_, to->ctx_);
   if (t.dying != nullptr) release_dying(t);
 }

@@ -68,6 +68,8 @@ hub_core::~hub_core() {
   }
   ready_tail_ = nullptr;
   hub_g_->unref();
+  monitor_detach(thread_.beat);
+  thread_.beat = nullptr;
 }
 
 hub_core* hub_core::current_if_any() noexcept {
@@ -80,7 +82,16 @@ hub_core& hub_core::create() {
   if (t.hub != nullptr) return *t.hub;
   if (t.hub_destroyed)
     throw moss::error("moss: this thread's hub was already destroyed (the thread is exiting); cannot spawn or wait");
-  auto* core = new hub_core(t);
+  // First, as it may refuse a malformed MOSS_MONITOR_MS.
+  heartbeat* beat = monitor_attach();
+  hub_core* core = nullptr;
+  try {
+    core = new hub_core(t);
+  } catch (...) {
+    monitor_detach(beat);
+    throw;
+  }
+  t.beat = beat;
   t.hub = core;
   holder.core = core;
   return *core;
@@ -93,6 +104,7 @@ void hub_core::track(greenlet_impl* g) noexcept {
   if (tasks_ != nullptr) tasks_->hub_prev_ = g;
   tasks_ = g;
   ++task_count_;
+  if (thread_.beat != nullptr) thread_.beat->tasks.store(task_count_, std::memory_order_relaxed);
 }
 
 void hub_core::untrack(greenlet_impl* g) noexcept {
@@ -102,6 +114,7 @@ void hub_core::untrack(greenlet_impl* g) noexcept {
   if (g->hub_next_ != nullptr) g->hub_next_->hub_prev_ = g->hub_prev_;
   g->hub_prev_ = g->hub_next_ = nullptr;
   --task_count_;
+  if (thread_.beat != nullptr) thread_.beat->tasks.store(task_count_, std::memory_order_relaxed);
   g->unref();
 }
 
@@ -140,7 +153,9 @@ void hub_core::poll_once() {
   if (timeout.count() == 0 && events.watched() == 0) return;
   bool sleeping = timeout.count() != 0;
   if (sleeping && !box_->sleep_begin()) timeout = std::chrono::nanoseconds{0};
+  if (thread_.beat != nullptr) thread_.beat->sleeping.store(timeout.count() != 0, std::memory_order_relaxed);
   events.wait(timeout, &on_event, this);
+  if (thread_.beat != nullptr) thread_.beat->sleeping.store(false, std::memory_order_relaxed);
   if (sleeping) box_->sleep_end();
   if (!timers.empty()) timers.fire_expired(clock::now());
   if (box_->has_work()) box_->take();

@@ -1,0 +1,144 @@
+// monitor_test: MOSS_MONITOR_MS reports a hub blocked too long, and only
+// then. MOSS_MONITOR_MS is read once per process, so each case runs in a
+// forked child that sets it first; this process never makes a hub.
+#include <moss/moss.hpp>
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <functional>
+#include <string>
+
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+using namespace std::chrono_literals;
+
+namespace {
+
+struct child_result {
+  int status = -1;  // exit code, or -1 if it did not exit normally
+  std::string err;  // what it wrote on stderr
+};
+
+// in_child() runs body in a child process with MOSS_MONITOR_MS=value and
+// returns its exit code and stderr. body's return value is the exit code; a
+// moss::error escaping it is printed and exits 3.
+child_result in_child(const char* value, const std::function<int()>& body) {
+  int err[2];
+  if (pipe2(err, O_CLOEXEC) != 0) return {};
+  pid_t pid = fork();
+  if (pid < 0) return {};
+  if (pid == 0) {
+    dup2(err[1], STDERR_FILENO);
+    setenv("MOSS_MONITOR_MS", value, 1);
+    int code = 0;
+    try {
+      code = body();
+    } catch (const moss::error& e) {
+      std::string line = std::string("error: ") + e.what() + "\n";
+      [[maybe_unused]] auto n = write(STDERR_FILENO, line.data(), line.size());
+      code = 3;
+    }
+    _exit(code);
+  }
+  close(err[1]);
+  child_result r;
+  char buf[4096];
+  ssize_t n;
+  while ((n = read(err[0], buf, sizeof buf)) > 0) r.err.append(buf, static_cast<std::size_t>(n));
+  close(err[0]);
+  int status = 0;
+  if (waitpid(pid, &status, 0) == pid && WIFEXITED(status)) r.status = WEXITSTATUS(status);
+  return r;
+}
+
+void spin_for(std::chrono::milliseconds d) {
+  auto end = std::chrono::steady_clock::now() + d;
+  while (std::chrono::steady_clock::now() < end) {
+  }
+}
+
+}  // namespace
+
+TEST(Monitor, ATaskThatComputesIsReportedWhileItBlocksAndNamedWhenItSwitches) {
+  auto r = in_child("100", [] {
+    return moss::run([] {
+      auto idle = moss::spawn([] { moss::sleep(10ms); });  // starved while the spinner runs
+      auto t = moss::spawn(moss::spawn_options{.name = "spinner"}, [] { spin_for(500ms); });
+      t.join();
+      idle.join();
+      return 0;
+    });
+  });
+  EXPECT_EQ(r.status, 0) << r.err;
+  auto during = r.err.find("moss: monitor: the hub of thread ");
+  auto after = r.err.find("\"spinner\" ran for at least ");
+  ASSERT_NE(during, std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("has been blocked for ", during), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("(MOSS_MONITOR_MS=100)", during), std::string::npos) << r.err;
+  ASSERT_NE(after, std::string::npos) << r.err;
+  EXPECT_LT(during, after) << "reported while blocked, named afterwards:\n" << r.err;
+}
+
+TEST(Monitor, ACallThatBlocksTheThreadIsReported) {
+  auto r = in_child("100", [] {
+    return moss::run([] {
+      auto t = moss::spawn(moss::spawn_options{.name = "sleeper"}, [] {
+        ::usleep(400 * 1000);  // libc's: this program does not link the patch layer
+      });
+      t.join();
+      return 0;
+    });
+  });
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.err.find("\"sleeper\" ran for at least "), std::string::npos) << r.err;
+}
+
+// Busy tasks that switch often, and a hub asleep in its poller, are not
+// blocked: a monitor that missed switches or sleep would report them.
+TEST(Monitor, TasksThatSwitchOftenAndAnIdleHubAreNotReported) {
+  auto r = in_child("200", [] {
+    return moss::run([] {
+      auto busy = [] {
+        auto end = std::chrono::steady_clock::now() + 800ms;
+        while (std::chrono::steady_clock::now() < end) {
+          spin_for(1ms);
+          moss::yield();
+        }
+      };
+      auto a = moss::spawn(busy), b = moss::spawn(busy);
+      a.join();
+      b.join();
+      auto sleeper = moss::spawn([] { moss::sleep(600ms); });
+      sleeper.join();
+      return 0;
+    });
+  });
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.err.find("moss: monitor"), std::string::npos) << r.err;
+}
+
+TEST(Monitor, ZeroTurnsItOff) {
+  auto r = in_child("0", [] {
+    return moss::run([] {
+      moss::spawn([] { spin_for(300ms); }).join();
+      return 0;
+    });
+  });
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.err.find("moss: monitor"), std::string::npos) << r.err;
+}
+
+TEST(Monitor, AMalformedValueIsAnErrorSayingWhatIsAccepted) {
+  for (const char* bad : {"soon", "-5", "1.5", "3600001", "100ms"}) {
+    auto r = in_child(bad, [] { return moss::run([] { return 0; }); });
+    EXPECT_EQ(r.status, 3) << bad << "\n" << r.err;
+    EXPECT_NE(r.err.find(std::string("error: moss: MOSS_MONITOR_MS=\"") + bad +
+                         "\" is not valid; use a number of milliseconds from 1 to 3600000, or 0 for no monitor"),
+              std::string::npos)
+        << r.err;
+  }
+}
