@@ -5,6 +5,7 @@
 #include "resolver.hpp"
 
 #include "hub.hpp"
+#include "parse_count.hpp"
 #include "sys.hpp"
 
 #include <moss/error.hpp>
@@ -32,20 +33,6 @@ namespace {
 
 constexpr long max_timeout_ms = 3'600'000;
 constexpr long max_tries = 100;
-
-// parse_count() reads a whole decimal number in [lo, hi]; false if it is not one.
-bool parse_count(const char* text, long lo, long hi, long* out) {
-  if (*text == '\0') return false;
-  long v = 0;
-  for (const char* p = text; *p != '\0'; ++p) {
-    if (*p < '0' || *p > '9') return false;
-    v = v * 10 + (*p - '0');
-    if (v > hi) return false;
-  }
-  if (v < lo) return false;
-  *out = v;
-  return true;
-}
 
 void check(const moss::dns::settings& s, const char* who) {
   if (s.timeout.count() < 1 || s.timeout.count() > max_timeout_ms)

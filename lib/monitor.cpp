@@ -1,19 +1,17 @@
 // monitor.cpp: MOSS_MONITOR_MS (see monitor.hpp).
 #include "monitor.hpp"
 
+#include "parse_count.hpp"
 #include "sys.hpp"
 
 #include <moss/detail/greenlet_impl.hpp>
 #include <moss/error.hpp>
 
-#include <charconv>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <mutex>
-#include <new>
 #include <string>
 #include <thread>
 
@@ -90,14 +88,12 @@ void start() {
 }  // namespace
 
 int parse_monitor_ms(const char* text) {
-  int ms = 0;
-  const char* end = text + std::strlen(text);
-  auto [p, ec] = std::from_chars(text, end, ms);
-  if (ec != std::errc{} || p != end || ms < 0 || ms > max_ms)
+  long ms = 0;
+  if (!parse_count(text, 0, max_ms, &ms))
     throw moss::error(std::string("moss: MOSS_MONITOR_MS=\"") + text +
                       "\" is not valid; use a number of milliseconds from 1 to " + std::to_string(max_ms) +
                       ", or 0 for no monitor");
-  return ms;
+  return static_cast<int>(ms);
 }
 
 heartbeat* monitor_attach() {

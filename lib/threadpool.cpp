@@ -12,12 +12,12 @@
 #include <moss/threadpool.hpp>
 
 #include "hub.hpp"
+#include "parse_count.hpp"
 
 #include <moss/detail/waiter.hpp>
 #include <moss/error.hpp>
 
 #include <algorithm>
-#include <charconv>
 #include <condition_variable>
 #include <cstdlib>
 #include <cstring>
@@ -201,13 +201,11 @@ pool& the_pool() {
 }  // namespace
 
 std::size_t parse_pool_size(const char* text) {
-  std::size_t n = 0;
-  const char* end = text + std::strlen(text);
-  auto [p, ec] = std::from_chars(text, end, n);
-  if (ec != std::errc{} || p != end || n < 1 || n > max_size)
+  long n = 0;
+  if (!parse_count(text, 1, static_cast<long>(max_size), &n))
     throw moss::error(std::string("moss: MOSS_THREADPOOL_SIZE=\"") + text +
                       "\" is not valid; use a number of threads from 1 to " + std::to_string(max_size));
-  return n;
+  return static_cast<std::size_t>(n);
 }
 
 void await_job(pool_job& j) {
