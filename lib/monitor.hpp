@@ -4,8 +4,8 @@
 // With MOSS_MONITOR_MS=N set, each hub thread gets a heartbeat that its
 // switches tick, and a monitor thread looks at every heartbeat N/4 ms apart.
 // A hub with unfinished tasks that has neither switched greenlets nor slept
-// in its poller for N ms is blocked: a greenlet computes, or makes a call that blocks the whole
-// thread. The monitor says so at once on stderr, naming the thread and the
+// in its poller for N ms is blocked: a greenlet computes, or makes a call
+// that blocks the whole thread. The monitor says so at once on stderr, naming the thread and the
 // greenlet's id; when that greenlet switches at last, its own thread names it
 // and says for how long it ran. The heartbeats are never freed (a thread's is
 // reused by a later thread), so the monitor never reads freed memory.

@@ -23,10 +23,10 @@ struct child_result {
   std::string err;  // what it wrote on stderr
 };
 
-// in_child() runs body in a child process with MOSS_MONITOR_MS=value and
-// returns its exit code and stderr. body's return value is the exit code; a
-// moss::error escaping it is printed and exits 3.
-child_result in_child(const char* value, const std::function<int()>& body) {
+// in_child() runs body as moss::run's main in a child process with
+// MOSS_MONITOR_MS=value, and returns the child's exit code (0 when body
+// returns, 3 on a moss::error, printed) and its stderr.
+child_result in_child(const char* value, const std::function<void()>& body) {
   int err[2];
   if (pipe2(err, O_CLOEXEC) != 0) return {};
   pid_t pid = fork();
@@ -36,7 +36,7 @@ child_result in_child(const char* value, const std::function<int()>& body) {
     setenv("MOSS_MONITOR_MS", value, 1);
     int code = 0;
     try {
-      code = body();
+      moss::run(body);
     } catch (const moss::error& e) {
       std::string line = std::string("error: ") + e.what() + "\n";
       [[maybe_unused]] auto n = write(STDERR_FILENO, line.data(), line.size());
@@ -65,13 +65,10 @@ void spin_for(std::chrono::milliseconds d) {
 
 TEST(Monitor, ATaskThatComputesIsReportedWhileItBlocksAndNamedWhenItSwitches) {
   auto r = in_child("100", [] {
-    return moss::run([] {
-      auto idle = moss::spawn([] { moss::sleep(10ms); });  // starved while the spinner runs
-      auto t = moss::spawn(moss::spawn_options{.name = "spinner"}, [] { spin_for(500ms); });
-      t.join();
-      idle.join();
-      return 0;
-    });
+    auto idle = moss::spawn([] { moss::sleep(10ms); });  // starved while the spinner runs
+    auto t = moss::spawn(moss::spawn_options{.name = "spinner"}, [] { spin_for(500ms); });
+    t.join();
+    idle.join();
   });
   EXPECT_EQ(r.status, 0) << r.err;
   auto during = r.err.find("moss: monitor: the hub of thread ");
@@ -85,13 +82,10 @@ TEST(Monitor, ATaskThatComputesIsReportedWhileItBlocksAndNamedWhenItSwitches) {
 
 TEST(Monitor, ACallThatBlocksTheThreadIsReported) {
   auto r = in_child("100", [] {
-    return moss::run([] {
-      auto t = moss::spawn(moss::spawn_options{.name = "sleeper"}, [] {
-        ::usleep(400 * 1000);  // libc's: this program does not link the patch layer
-      });
-      t.join();
-      return 0;
+    auto t = moss::spawn(moss::spawn_options{.name = "sleeper"}, [] {
+      ::usleep(400 * 1000);  // libc's: this program does not link the patch layer
     });
+    t.join();
   });
   EXPECT_EQ(r.status, 0) << r.err;
   EXPECT_NE(r.err.find("\"sleeper\" ran for at least "), std::string::npos) << r.err;
@@ -101,40 +95,31 @@ TEST(Monitor, ACallThatBlocksTheThreadIsReported) {
 // blocked: a monitor that missed switches or sleep would report them.
 TEST(Monitor, TasksThatSwitchOftenAndAnIdleHubAreNotReported) {
   auto r = in_child("200", [] {
-    return moss::run([] {
-      auto busy = [] {
-        auto end = std::chrono::steady_clock::now() + 800ms;
-        while (std::chrono::steady_clock::now() < end) {
-          spin_for(1ms);
-          moss::yield();
-        }
-      };
-      auto a = moss::spawn(busy), b = moss::spawn(busy);
-      a.join();
-      b.join();
-      auto sleeper = moss::spawn([] { moss::sleep(600ms); });
-      sleeper.join();
-      return 0;
-    });
+    auto busy = [] {
+      auto end = std::chrono::steady_clock::now() + 800ms;
+      while (std::chrono::steady_clock::now() < end) {
+        spin_for(1ms);
+        moss::yield();
+      }
+    };
+    auto a = moss::spawn(busy), b = moss::spawn(busy);
+    a.join();
+    b.join();
+    moss::spawn([] { moss::sleep(600ms); }).join();
   });
   EXPECT_EQ(r.status, 0) << r.err;
   EXPECT_EQ(r.err.find("moss: monitor"), std::string::npos) << r.err;
 }
 
 TEST(Monitor, ZeroTurnsItOff) {
-  auto r = in_child("0", [] {
-    return moss::run([] {
-      moss::spawn([] { spin_for(300ms); }).join();
-      return 0;
-    });
-  });
+  auto r = in_child("0", [] { moss::spawn([] { spin_for(300ms); }).join(); });
   EXPECT_EQ(r.status, 0) << r.err;
   EXPECT_EQ(r.err.find("moss: monitor"), std::string::npos) << r.err;
 }
 
 TEST(Monitor, AMalformedValueIsAnErrorSayingWhatIsAccepted) {
   for (const char* bad : {"soon", "-5", "1.5", "3600001", "100ms"}) {
-    auto r = in_child(bad, [] { return moss::run([] { return 0; }); });
+    auto r = in_child(bad, [] {});
     EXPECT_EQ(r.status, 3) << bad << "\n" << r.err;
     EXPECT_NE(r.err.find(std::string("error: moss: MOSS_MONITOR_MS=\"") + bad +
                          "\" is not valid; use a number of milliseconds from 1 to 3600000, or 0 for no monitor"),
