@@ -1,29 +1,394 @@
 // mossrun.cpp: run an unmodified program with libmoss_preload.so preloaded.
-// (First cut: sets LD_PRELOAD and execs; options come next.)
+//
+//   mossrun [options] [--] program [args...]
+//
+// mossrun turns its options into MOSS_* variables, checks every MOSS_* value
+// the program will see with the library's own parsers (so a bad value stops
+// here, exit 2, rather than inside the program), checks that the loader will
+// honour LD_PRELOAD for the program (dynamically linked, neither setuid nor
+// setgid), appends libmoss_preload.so to LD_PRELOAD and execs the program: the
+// process is the program from then on (its pid, signals and exit status).
+//
+// Exit status when mossrun itself stops: 127 the program was not found, 126
+// it was found but cannot be run (as a shell says); 2 for everything else
+// (usage, a bad value, a program LD_PRELOAD cannot reach, no library).
+//
+// The library is looked for beside mossrun's own executable first (a build
+// tree has both in build*/patch/), then at MOSS_PRELOAD_INSTALLED, the path
+// `meson install` puts it at.
+#include "monitor.hpp"
+#include "resolver.hpp"
+#include "stack.hpp"
+
+#include <moss/error.hpp>
+#include <moss/threadpool.hpp>
+
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <string>
+#include <string_view>
+#include <vector>
 
+#include <elf.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
-int main(int argc, char** argv) {
-  if (argc < 2) {
-    std::fputs("usage: mossrun program [args...]\n", stderr);
-    return 2;
+#ifndef MOSS_PRELOAD_INSTALLED
+#error "the build defines MOSS_PRELOAD_INSTALLED (prefix/libdir/libmoss_preload.so)"
+#endif
+#ifndef MOSS_VERSION
+#error "the build defines MOSS_VERSION"
+#endif
+
+namespace {
+
+constexpr int exit_usage = 2;
+constexpr int exit_not_runnable = 126;
+constexpr int exit_not_found = 127;
+
+constexpr const char* preload_name = "libmoss_preload.so";
+
+// ---- settings: option -> variable --------------------------------------------
+
+enum class check_kind { threads, hook, dns, stack_size, pool_size, monitor_ms };
+
+struct setting {
+  const char* option;    // long option, without "--"
+  const char* variable;  // what it sets
+  const char* arg;       // how --help names the value
+  const char* fallback;  // the default, as --help shows it
+  const char* about;
+  check_kind kind;
+};
+
+constexpr setting settings[] = {
+    {"threads", "MOSS_THREADS", "green|native", "green",
+     "pthreads become green threads on the hub, or stay OS threads (only I/O is hooked)", check_kind::threads},
+    {"hook", "MOSS_HOOK", "LIST", "all",
+     "hooked families: all, none, or a comma list of socket,sleep,dns,poll,thread", check_kind::hook},
+    {"resolver", "MOSS_RESOLVER", "ares|thread|block", "ares",
+     "DNS: c-ares on the hub, libc's resolver on the thread pool, or libc's blocking", check_kind::dns},
+    {"dns-servers", "MOSS_DNS_SERVERS", "IP[:PORT],...", "resolv.conf", "name servers for the ares resolver",
+     check_kind::dns},
+    {"dns-timeout-ms", "MOSS_DNS_TIMEOUT_MS", "N", "2000", "per-try DNS timeout, 1 to 3600000 ms", check_kind::dns},
+    {"dns-tries", "MOSS_DNS_TRIES", "N", "2", "DNS tries, 1 to 100", check_kind::dns},
+    {"stack-size", "MOSS_STACK_SIZE", "SIZE", "256K",
+     "greenlet stack: bytes or K/M/G (KiB... too), 16K to 1G", check_kind::stack_size},
+    {"threadpool-size", "MOSS_THREADPOOL_SIZE", "N", "max(4, cores)", "threads for blocking work, 1 to 1024",
+     check_kind::pool_size},
+    {"monitor-ms", "MOSS_MONITOR_MS", "N", "0 (off)",
+     "report a hub that has not switched for N ms (1 to 3600000)", check_kind::monitor_ms},
+};
+constexpr int n_settings = sizeof settings / sizeof settings[0];
+
+// The families MOSS_HOOK names (patch/hooks.cpp parse_families, plus
+// `thread`, the green pthreads of the preload library).
+constexpr std::string_view hook_names[] = {"all", "none", "socket", "sleep", "dns", "poll", "thread"};
+
+// accepted() is the part of a library error that says what is accepted: the
+// library's messages read "moss: <variable and value> ...; <what is accepted>".
+std::string accepted(const char* what) {
+  const char* semi = std::strstr(what, "; ");
+  return semi != nullptr ? std::string(semi + 2) : std::string(what);
+}
+
+// check() returns "" when text is a good value of s, else what is accepted.
+// Every MOSS_* reader of the library is called here as the program would call
+// it; the two names the preload library reads are checked against their lists.
+std::string check(const setting& s, const char* text) {
+  try {
+    switch (s.kind) {
+      case check_kind::threads:
+        if (std::strcmp(text, "green") == 0 || std::strcmp(text, "native") == 0) return "";
+        return "accepted: green, native";
+      case check_kind::hook: {
+        std::string_view rest = text;
+        for (;;) {
+          std::string_view name = rest.substr(0, rest.find(','));
+          bool known = false;
+          for (std::string_view n : hook_names) known = known || n == name;
+          if (!known)
+            return "unknown family \"" + std::string(name) +
+                   "\"; accepted: all, none, or a comma list of socket, sleep, dns, poll, thread";
+          if (name.size() == rest.size()) return "";
+          rest.remove_prefix(name.size() + 1);
+        }
+      }
+      case check_kind::dns:
+        // The four dns variables are read together; check_dns() does it.
+        return "";
+      case check_kind::stack_size:
+        moss::detail::parse_stack_size(text);
+        return "";
+      case check_kind::pool_size:
+        moss::detail::parse_pool_size(text);
+        return "";
+      case check_kind::monitor_ms:
+        moss::detail::parse_monitor_ms(text);
+        return "";
+    }
+  } catch (const moss::error& e) {
+    return accepted(e.what());
   }
+  return "";
+}
+
+// ---- messages ------------------------------------------------------------------
+
+[[noreturn]] void fail(int status, const std::string& line) {
+  std::fprintf(stderr, "mossrun: %s\n", line.c_str());
+  std::exit(status);
+}
+
+// bad_value() reports a rejected value, naming the option that set it, or the
+// variable when it came from the environment mossrun was started with.
+[[noreturn]] void bad_value(const setting& s, bool from_option, const char* text, const std::string& why) {
+  if (from_option) fail(exit_usage, std::string("bad --") + s.option + " \"" + text + "\": " + why);
+  fail(exit_usage, std::string("bad ") + s.variable + " \"" + text + "\" in the environment: " + why);
+}
+
+// check_dns() runs the dns layer's own reader over the four variables, which
+// names the variable it rejects.
+void check_dns(const bool* from_option) {
+  try {
+    moss::detail::dns::settings_from_environment();
+  } catch (const moss::error& e) {
+    for (int i = 0; i < n_settings; ++i) {
+      const setting& s = settings[i];
+      if (s.kind != check_kind::dns) continue;
+      std::string quoted = std::string(s.variable) + "=\"";
+      std::string named = std::string(s.variable) + ":";
+      if (std::strstr(e.what(), quoted.c_str()) != nullptr || std::strstr(e.what(), named.c_str()) != nullptr)
+        bad_value(s, from_option[i], std::getenv(s.variable), accepted(e.what()));
+    }
+    fail(exit_usage, e.what());
+  }
+}
+
+void print_help(std::FILE* out) {
+  std::fprintf(out,
+               "usage: mossrun [options] [--] program [args...]\n"
+               "\n"
+               "Runs an unmodified, dynamically linked program with libmoss_preload.so in\n"
+               "LD_PRELOAD (appended to any existing value): its blocking calls wait on moss's\n"
+               "hub and its pthreads are green threads. The process is the program: same pid,\n"
+               "signals and exit status.\n"
+               "\n"
+               "options (each sets a variable; the option wins over the environment, and a\n"
+               "variable set by neither keeps the library's default):\n");
+  for (const setting& s : settings) {
+    std::string head = std::string("--") + s.option + " " + s.arg;
+    std::fprintf(out, "  %-32s %-21s default %s\n        %s\n", head.c_str(), s.variable, s.fallback, s.about);
+  }
+  std::fprintf(out,
+               "  %-32s this help\n"
+               "  %-32s the version\n"
+               "\n"
+               "Under mossrun MOSS_THREADS is green unless set. Every MOSS_* value the program\n"
+               "would see is checked first: a bad one stops mossrun with status 2.\n"
+               "\n"
+               "exit status: the program's own; 127 not found, 126 not runnable, 2 a usage\n"
+               "error, a bad value, a statically linked or setuid/setgid program, or no\n"
+               "library. The library is looked for beside mossrun, then at\n"
+               "%s.\n",
+               "-h, --help", "--version", MOSS_PRELOAD_INSTALLED);
+}
+
+// ---- the program ---------------------------------------------------------------
+
+bool is_regular(const std::string& path, struct stat* st) {
+  return stat(path.c_str(), st) == 0 && S_ISREG(st->st_mode);
+}
+
+// resolve() finds the file a shell would run for `name`: itself when it has a
+// slash, else the first executable regular file in PATH, else the first
+// regular file there (which then fails with "Permission denied"). Empty when
+// nothing matches.
+std::string resolve(const std::string& name) {
+  if (name.find('/') != std::string::npos) return name;
+  const char* env = std::getenv("PATH");
+  std::string path = env != nullptr ? env : "/bin:/usr/bin";
+  std::string first_plain;
+  std::size_t start = 0;
+  for (;;) {
+    std::size_t colon = path.find(':', start);
+    std::string dir = path.substr(start, colon == std::string::npos ? std::string::npos : colon - start);
+    std::string candidate = (dir.empty() ? std::string(".") : dir) + "/" + name;
+    struct stat st;
+    if (is_regular(candidate, &st)) {
+      if (access(candidate.c_str(), X_OK) == 0) return candidate;
+      if (first_plain.empty()) first_plain = candidate;
+    }
+    if (colon == std::string::npos) break;
+    start = colon + 1;
+  }
+  return first_plain;
+}
+
+// elf_interp() says whether the ELF file at fd asks for a program interpreter
+// (the dynamic loader that honours LD_PRELOAD). Returns 1 yes, 0 no (a static
+// or static-pie executable), -1 not an ELF file or unreadable.
+template <class Ehdr, class Phdr>
+int elf_has_interp(int fd) {
+  Ehdr eh;
+  if (pread(fd, &eh, sizeof eh, 0) != static_cast<ssize_t>(sizeof eh)) return -1;
+  if (eh.e_phentsize != sizeof(Phdr)) return -1;
+  for (unsigned i = 0; i < eh.e_phnum; ++i) {
+    Phdr ph;
+    off_t at = static_cast<off_t>(eh.e_phoff + static_cast<std::uint64_t>(i) * sizeof ph);
+    if (pread(fd, &ph, sizeof ph, at) != static_cast<ssize_t>(sizeof ph)) return -1;
+    if (ph.p_type == PT_INTERP) return 1;
+  }
+  return 0;
+}
+
+int elf_interp(const std::string& path) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  unsigned char ident[EI_NIDENT];
+  int r = -1;
+  if (pread(fd, ident, sizeof ident, 0) == static_cast<ssize_t>(sizeof ident) &&
+      std::memcmp(ident, ELFMAG, SELFMAG) == 0) {
+    if (ident[EI_CLASS] == ELFCLASS64) r = elf_has_interp<Elf64_Ehdr, Elf64_Phdr>(fd);
+    else if (ident[EI_CLASS] == ELFCLASS32) r = elf_has_interp<Elf32_Ehdr, Elf32_Phdr>(fd);
+  }
+  close(fd);
+  return r;
+}
+
+// check_program() stops mossrun, as a shell would, unless `path` (what `name`
+// resolved to) is a file the loader will run with LD_PRELOAD honoured.
+void check_program(const std::string& name, const std::string& path) {
+  if (path.empty()) fail(exit_not_found, name + ": command not found");
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) {
+    int err = errno;
+    fail(err == ENOENT || err == ENOTDIR ? exit_not_found : exit_not_runnable, name + ": " + std::strerror(err));
+  }
+  if (S_ISDIR(st.st_mode)) fail(exit_not_runnable, name + ": " + std::strerror(EISDIR));
+  if (!S_ISREG(st.st_mode) || access(path.c_str(), X_OK) != 0) fail(exit_not_runnable, name + ": " + std::strerror(EACCES));
+  if ((st.st_mode & (S_ISUID | S_ISGID)) != 0)
+    fail(exit_usage, name + " is " + ((st.st_mode & S_ISUID) != 0 ? "setuid" : "setgid") +
+                         "; the loader ignores LD_PRELOAD for it");
+  if (elf_interp(path) == 0) fail(exit_usage, name + " is statically linked; LD_PRELOAD cannot reach it");
+}
+
+// ---- the library ---------------------------------------------------------------
+
+std::string find_library() {
   char self[4096];
   ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-  std::string lib = MOSS_PRELOAD_INSTALLED;
+  std::string beside;
   if (n > 0) {
-    std::string dir(self, static_cast<std::size_t>(n));
-    dir = dir.substr(0, dir.rfind('/'));
-    std::string local = dir + "/libmoss_preload.so";
-    if (access(local.c_str(), R_OK) == 0) lib = local;
+    std::string exe(self, static_cast<std::size_t>(n));
+    beside = exe.substr(0, exe.rfind('/') + 1) + preload_name;
+    struct stat st;
+    if (is_regular(beside, &st) && access(beside.c_str(), R_OK) == 0) return beside;
   }
+  struct stat st;
+  if (is_regular(MOSS_PRELOAD_INSTALLED, &st) && access(MOSS_PRELOAD_INSTALLED, R_OK) == 0)
+    return MOSS_PRELOAD_INSTALLED;
+  fail(exit_usage, std::string(preload_name) + " is neither beside mossrun (" +
+                       (beside.empty() ? std::string("unknown: /proc/self/exe unreadable") : beside) + ") nor at " +
+                       MOSS_PRELOAD_INSTALLED + "; build the moss_preload target or install moss");
+}
+
+// add_preload() appends lib to LD_PRELOAD unless it is already one of its
+// entries (mossrun run under mossrun).
+void add_preload(const std::string& lib) {
+  if (lib.find_first_of(": ") != std::string::npos)
+    fail(exit_usage, lib + ": LD_PRELOAD cannot hold a path with a space or a colon");
   const char* old = std::getenv("LD_PRELOAD");
-  std::string pre = old != nullptr && *old != '\0' ? std::string(old) + ":" + lib : lib;
-  setenv("LD_PRELOAD", pre.c_str(), 1);
-  execvp(argv[1], argv + 1);
-  std::perror("mossrun");
-  return 127;
+  std::string value = old != nullptr ? old : "";
+  std::size_t start = 0;
+  while (start <= value.size()) {
+    std::size_t end = value.find_first_of(": ", start);
+    if (end == std::string::npos) end = value.size();
+    if (value.compare(start, end - start, lib) == 0) return;
+    start = end + 1;
+  }
+  value = value.empty() ? lib : value + ":" + lib;
+  if (setenv("LD_PRELOAD", value.c_str(), 1) != 0) fail(exit_usage, std::string("setenv: ") + std::strerror(errno));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  constexpr int opt_help = 'h', opt_version = 1000, opt_setting = 2000;
+  std::vector<option> longopts;
+  for (int i = 0; i < n_settings; ++i) longopts.push_back({settings[i].option, required_argument, nullptr, opt_setting + i});
+  longopts.push_back({"help", no_argument, nullptr, opt_help});
+  longopts.push_back({"version", no_argument, nullptr, opt_version});
+  longopts.push_back({nullptr, 0, nullptr, 0});
+
+  bool from_option[n_settings] = {};
+  const char* values[n_settings] = {};
+  opterr = 0;
+  // "+": the first non-option is the program; what follows it is its own.
+  for (;;) {
+    int c = getopt_long(argc, argv, "+:h", longopts.data(), nullptr);
+    if (c == -1) break;
+    if (c == opt_help) {
+      print_help(stdout);
+      return 0;
+    }
+    if (c == opt_version) {
+      std::printf("mossrun (moss) %s\n", MOSS_VERSION);
+      return 0;
+    }
+    if (c >= opt_setting && c < opt_setting + n_settings) {
+      from_option[c - opt_setting] = true;
+      values[c - opt_setting] = optarg;
+      continue;
+    }
+    const char* arg = argv[optind - 1];
+    if (c == ':') fail(exit_usage, std::string("option \"") + arg + "\" needs a value; try mossrun --help");
+    if (optopt != 0) fail(exit_usage, std::string("unknown option \"-") + static_cast<char>(optopt) + "\"; try mossrun --help");
+    fail(exit_usage, std::string("unknown option \"") + arg + "\"; try mossrun --help");
+  }
+  if (optind >= argc) fail(exit_usage, "no program given; usage: mossrun [options] [--] program [args...]");
+
+  // The options go into the environment first, then every value the program
+  // will see is checked, wherever it came from.
+  for (int i = 0; i < n_settings; ++i) {
+    if (!from_option[i]) continue;
+    if (*values[i] == '\0') {
+      // An empty variable means "the default" to the library: say what is meant.
+      std::string why = check(settings[i], "");
+      bad_value(settings[i], true, "", why.empty() ? std::string("empty; expected ") + settings[i].about : why);
+    }
+    setenv(settings[i].variable, values[i], 1);
+  }
+  const char* threads = std::getenv("MOSS_THREADS");
+  if (threads == nullptr || *threads == '\0') setenv("MOSS_THREADS", "green", 1);
+  for (int i = 0; i < n_settings; ++i) {
+    const char* text = std::getenv(settings[i].variable);
+    if (text == nullptr || *text == '\0') continue;
+    std::string why = check(settings[i], text);
+    if (!why.empty()) bad_value(settings[i], from_option[i], text, why);
+  }
+  check_dns(from_option);
+
+  std::string name = argv[optind];
+  std::string path = resolve(name);
+  check_program(name, path);
+  add_preload(find_library());
+
+  execv(path.c_str(), argv + optind);
+  int err = errno;
+  if (err == ENOEXEC) {
+    // Executable, but neither ELF nor "#!": a shell runs it with /bin/sh.
+    std::vector<char*> args;
+    args.push_back(const_cast<char*>("/bin/sh"));
+    args.push_back(const_cast<char*>(path.c_str()));
+    for (int i = optind + 1; i < argc; ++i) args.push_back(argv[i]);
+    args.push_back(nullptr);
+    execv("/bin/sh", args.data());
+    err = errno;
+  }
+  fail(err == ENOENT ? exit_not_found : exit_not_runnable, name + ": " + std::strerror(err));
 }
