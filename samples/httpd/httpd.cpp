@@ -16,17 +16,30 @@
 // KiB, 100 fields: 431 beyond), and a connection whose client sends nothing,
 // or reads nothing, for the idle timeout (60 s) is closed.
 //
+// Slow clients (slowloris): a byte now and then keeps a connection out of
+// the idle reaper's reach, so a head must also be complete within the head
+// timeout (10 s) of its first bytes, or it is answered 408 and closed.
+// Bodies are never read: a request with one is answered, then its body is
+// drained for at most 2 s (linger_close), so a slow body holds nothing
+// longer. When accept (or opening a file) fails for want of fds, the
+// connections that have waited longest for a request are shut down to make
+// room: otherwise a few dozen idle clients would shut everyone else out
+// of a server run with `ulimit -n 64`.
+//
 // Idle connections are found by one reaper task per worker, not by a timer
 // per connection: a socket timeout (SO_RCVTIMEO) would arm and cancel a hub
 // timer on every request, a clock read and two operations on a heap of
 // 1,000s of timers, about a tenth of the CPU a /hello costs at 1,000
 // connections. Here a request stores the worker's tick count, and the reaper
 // shuts down, once a second, each connection that made no progress for the
-// timeout: its parked recv or send then returns and its task ends.
+// timeout: its parked recv or send then returns and its task ends. The head
+// timeout costs nothing per request either: a deadline is armed only when
+// a head arrives in more than one piece.
 #include "http_parser.hpp"
 
 #include <moss/moss.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <climits>
@@ -62,19 +75,26 @@ struct config {
   bool access_log = false;
   std::string root = ".";
   int idle_seconds = 60;
+  int head_seconds = 10;
 };
 
 std::string real_root;  // realpath of the served root, without trailing '/'
 bool access_log = false;
 std::atomic<bool> stopping{false};
 unsigned long idle_ticks = 60;  // reap_every ticks without progress before a connection is closed
+std::chrono::seconds head_timeout{10};
 
 class connection;
 
-// Each worker's live connections and its reaper's tick count.
+// Each worker's live connections, its reaper's tick count, the count of
+// requests completed (it orders connections by how long they have waited
+// for their next request), and, while accept_loop runs, an event set
+// whenever one of its connections closes.
 struct worker_state {
   connection* head = nullptr;
   unsigned long tick = 0;
+  unsigned long long completed = 0;
+  moss::event* closed = nullptr;
 };
 thread_local worker_state worker;
 
@@ -123,6 +143,7 @@ const char* reason(int status) {
     case 408: return "Request Timeout";
     case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";
+    case 503: return "Service Unavailable";
     case 505: return "HTTP Version Not Supported";
     default: return "Unknown";
   }
@@ -131,7 +152,7 @@ const char* reason(int status) {
 // One connection: a task owns it from accept to close.
 class connection {
  public:
-  explicit connection(int fd) : fd_(fd), seen_(worker.tick) {
+  explicit connection(int fd) : fd_(fd), seen_(worker.tick), waiting_since_(worker.completed) {
     next_ = worker.head;
     if (next_ != nullptr) next_->prev_ = this;
     worker.head = this;
@@ -143,6 +164,7 @@ class connection {
     else worker.head = next_;
     if (next_ != nullptr) next_->prev_ = prev_;
     moss::io::close(fd_);
+    if (worker.closed != nullptr) worker.closed->set();
   }
 
   // reap() is the reaper's pass over this worker's connections: shut down
@@ -158,8 +180,35 @@ class connection {
     }
   }
 
+  // make_room() is for a worker out of fds: it shuts down the connections
+  // that have waited longest for a request (one, or a sixty-fourth of them
+  // when there are many) and waits until one of this worker's connections
+  // has closed, at most a second (10 ms if there was none to shut down: the
+  // fds may be another worker's).
+  static void make_room() {
+    std::vector<connection*> idle;
+    for (connection* c = worker.head; c != nullptr; c = c->next_)
+      if (c->reading_ && !c->reaped_) idle.push_back(c);
+    std::size_t n = std::min(idle.size(), 1 + idle.size() / 64);
+    std::partial_sort(idle.begin(), idle.begin() + static_cast<std::ptrdiff_t>(n), idle.end(),
+                      [](connection* a, connection* b) { return a->waiting_since_ < b->waiting_since_; });
+    for (std::size_t i = 0; i < n; ++i) {
+      idle[i]->reaped_ = true;
+      ::shutdown(idle[i]->fd_, SHUT_RDWR);
+    }
+    if (worker.closed == nullptr) {
+      moss::sleep(10ms);
+      return;
+    }
+    worker.closed->clear();
+    if (n > 0) worker.closed->wait(1s);
+    else worker.closed->wait(10ms);
+  }
+
   void serve() {
     std::size_t have = 0;
+    moss::io::clock::time_point head_deadline{};  // armed when a head comes in pieces
+    bool split = false;
     for (;;) {
       httpd::request req;
       auto st = httpd::parse_request(std::string_view(buf_, have), req);
@@ -169,11 +218,27 @@ class connection {
       if (st == httpd::parse_status::incomplete) {
         // Answers queued for pipelined requests go out before we wait.
         if (!flush()) return;
-        ssize_t n = receive(buf_ + have, sizeof buf_ - have);
+        if (have > 0 && !split) {
+          split = true;
+          head_deadline = moss::detail::deadline_after(head_timeout);
+        }
+        reading_ = true;
+        ssize_t n = split ? receive_until(buf_ + have, sizeof buf_ - have, head_deadline)
+                          : receive(buf_ + have, sizeof buf_ - have);
+        reading_ = false;
+        if (n == timed_out) {
+          error_reply(408, "", false, false);
+          log("-", "-", 408, 0);
+          flush();
+          linger_close();
+          return;
+        }
         if (n <= 0) return;
         have += static_cast<std::size_t>(n);
         continue;
       }
+      split = false;
+      waiting_since_ = ++worker.completed;
       if (st != httpd::parse_status::complete) {
         int code = st == httpd::parse_status::too_large ? 431 : st == httpd::parse_status::bad_version ? 505 : 400;
         error_reply(code, "", false, false);
@@ -204,6 +269,20 @@ class connection {
         return n;
       }
       if (errno != EINTR) return -1;
+    }
+  }
+
+  // receive_until() is receive() giving up at deadline: timed_out then.
+  static constexpr ssize_t timed_out = -2;
+  ssize_t receive_until(char* p, std::size_t len, moss::io::clock::time_point deadline) {
+    for (;;) {
+      if (moss::io::wait_readable(fd_, deadline) != 0) return errno == ETIMEDOUT ? timed_out : -1;
+      ssize_t n = moss::io::recv(fd_, p, len, MSG_DONTWAIT);
+      if (n >= 0) {
+        seen_ = worker.tick;
+        return n;
+      }
+      if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return -1;
     }
   }
 
@@ -320,7 +399,13 @@ class connection {
     int file = -1;
     if (code == 0) {
       file = ::open(resolved, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-      if (file < 0) code = errno == EACCES ? 403 : 404;
+      // Out of fds: make room, for a few seconds at most, then 503.
+      for (auto until = moss::detail::deadline_after(3s);
+           file < 0 && (errno == EMFILE || errno == ENFILE) && moss::io::clock::now() < until;) {
+        make_room();
+        file = ::open(resolved, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+      }
+      if (file < 0) code = errno == EACCES ? 403 : errno == EMFILE || errno == ENFILE ? 503 : 404;
     }
     if (code == 0 && (::fstat(file, &st) != 0 || !S_ISREG(st.st_mode))) code = 403;
     if (code != 0) {
@@ -356,6 +441,8 @@ class connection {
   connection* prev_ = nullptr;  // worker.head's list
   connection* next_ = nullptr;
   unsigned long seen_;  // worker.tick at the last progress
+  unsigned long long waiting_since_;  // worker.completed when this connection began to wait for a request
+  bool reading_ = false;  // parked for (more of) a request head: may be shut down to make room
   bool reaped_ = false;
   std::string out_;
   char buf_[head_limit];
@@ -380,6 +467,11 @@ int open_listener(const sockaddr* addr, socklen_t len, const std::string& shown)
 // connection, and the reaper. When it returns, moss::run kills the
 // connections left and the reaper.
 void accept_loop(int listener) {
+  moss::event closed;
+  worker.closed = &closed;
+  struct unhook {
+    ~unhook() { worker.closed = nullptr; }
+  } unhook_on_return;
   moss::spawn([] {
     for (;;) {
       moss::sleep(reap_every);
@@ -391,10 +483,11 @@ void accept_loop(int listener) {
     int fd = moss::io::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
     if (fd < 0) {
       if (stopping.load()) return;
-      if (errno == EINTR || errno == ECONNABORTED || errno == EMFILE || errno == ENFILE) {
-        if (errno == EMFILE || errno == ENFILE) moss::sleep(10ms);
+      if (errno == EMFILE || errno == ENFILE) {
+        connection::make_room();
         continue;
       }
+      if (errno == EINTR || errno == ECONNABORTED) continue;
       std::fprintf(stderr, "%s: accept: %s\n", prog, std::strerror(errno));
       return;
     }
@@ -409,11 +502,14 @@ void accept_loop(int listener) {
 
 void usage(FILE* f) {
   std::fprintf(f,
-               "usage: moss-httpd [--port P] [--host H] [--workers N] [--idle-timeout S] [--access-log] [ROOT]\n"
+               "usage: moss-httpd [--port P] [--host H] [--workers N] [--idle-timeout S]\n"
+               "                  [--head-timeout S] [--access-log] [ROOT]\n"
                "\n"
                "Serve the directory ROOT (default: the current directory) over HTTP/1.1\n"
                "with keep-alive: GET and HEAD, index.html for directories, and /hello,\n"
-               "which answers \"hello\" (for benchmarks). Ctrl-C stops it.\n"
+               "which answers \"hello\" (for benchmarks). Ctrl-C stops it. When it runs out\n"
+               "of file descriptors, the connections that have waited longest for a\n"
+               "request are closed to make room for new ones.\n"
                "\n"
                "  --port P       TCP port (default 8000; 0 picks a free one)\n"
                "  --host H       address to listen on (default 127.0.0.1)\n"
@@ -421,6 +517,10 @@ void usage(FILE* f) {
                "  --idle-timeout S\n"
                "                 close a connection that sends or reads nothing for S seconds\n"
                "                 (default 60; checked once a second)\n"
+               "  --head-timeout S\n"
+               "                 answer 408 and close a connection whose request head (request\n"
+               "                 line and headers) is still incomplete S seconds after its\n"
+               "                 first bytes came (default 10)\n"
                "  --access-log   print \"METHOD TARGET STATUS BYTES\" per request on stdout\n"
                "  --help, --version\n"
                "\n"
@@ -479,6 +579,12 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "%s: bad idle timeout \"%s\": expected 1 to 86400 seconds\n", prog, v);
         return 2;
       }
+    } else if (a == "--head-timeout") {
+      const char* v = value("--head-timeout");
+      if (!parse_int(v, 1, 86400, cfg.head_seconds)) {
+        std::fprintf(stderr, "%s: bad head timeout \"%s\": expected 1 to 86400 seconds\n", prog, v);
+        return 2;
+      }
     } else if (a == "--access-log") {
       cfg.access_log = true;
     } else if (a.size() > 1 && a[0] == '-') {
@@ -495,6 +601,7 @@ int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
   access_log = cfg.access_log;
   idle_ticks = static_cast<unsigned long>(std::chrono::seconds(cfg.idle_seconds) / reap_every);
+  head_timeout = std::chrono::seconds(cfg.head_seconds);
 
   char resolved[PATH_MAX];
   struct stat st {};

@@ -5,6 +5,7 @@
 
 #include <arpa/inet.h>
 #include <array>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
@@ -16,11 +17,14 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <string>
+#include <string_view>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
+#include <vector>
 
 namespace {
 
@@ -43,6 +47,80 @@ run_result run(const std::string& args) {
   return r;
 }
 
+// slow_clients: a slowloris attack from a thread of its own. It keeps n
+// connections open to 127.0.0.1:port, each sending a request head that
+// never ends ("GET ... X-Slow: aaaa...") at one byte a second, and opens a
+// new one whenever the server closes one, as an attacker would.
+class slow_clients {
+ public:
+  slow_clients(int port, int n) : port_(port), fds_(static_cast<std::size_t>(n), -1) {
+    for (auto& fd : fds_) fd = open_one();
+    thread_ = std::thread([this] { loop(); });
+  }
+  slow_clients(const slow_clients&) = delete;
+  slow_clients& operator=(const slow_clients&) = delete;
+  ~slow_clients() {
+    stop_ = true;
+    thread_.join();
+    for (int fd : fds_)
+      if (fd >= 0) ::close(fd);
+  }
+  int reopened() const { return reopened_.load(); }
+
+ private:
+  static constexpr std::string_view head = "GET /notes.txt HTTP/1.1\r\nHost: t\r\nX-Slow: ";
+
+  int open_one() {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    timeval tv{2, 0};  // bounds connect() should the listen backlog be full
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<std::uint16_t>(port_));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+      ::close(fd);
+      return -1;
+    }
+    fcntl(fd, F_SETFL, O_NONBLOCK);
+    return fd;
+  }
+
+  void loop() {
+    std::vector<std::size_t> sent(fds_.size(), 0);
+    auto next_byte = std::chrono::steady_clock::now();
+    while (!stop_) {
+      // Closed by the server (end of file, reset, or a 408 then end of file):
+      // reconnect and start the head again.
+      for (std::size_t i = 0; i < fds_.size(); ++i) {
+        if (fds_[i] >= 0) {
+          char buf[512];
+          ssize_t r = recv(fds_[i], buf, sizeof buf, 0);
+          if (r > 0 || (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))) continue;
+          ::close(fds_[i]);
+          ++reopened_;
+        }
+        fds_[i] = open_one();
+        sent[i] = 0;
+      }
+      if (std::chrono::steady_clock::now() >= next_byte) {
+        next_byte += 1s;
+        for (std::size_t i = 0; i < fds_.size(); ++i) {
+          char c = sent[i] < head.size() ? head[sent[i]] : 'a';
+          if (fds_[i] >= 0 && send(fds_[i], &c, 1, MSG_NOSIGNAL) == 1) ++sent[i];
+        }
+      }
+      std::this_thread::sleep_for(20ms);
+    }
+  }
+
+  int port_;
+  std::vector<int> fds_;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> reopened_{0};
+  std::thread thread_;
+};
+
 // server: moss-httpd on a temp root holding a few files; a secret file sits
 // next to the root to be reached by escapes.
 class Httpd : public ::testing::Test {
@@ -61,7 +139,9 @@ class Httpd : public ::testing::Test {
     start({});
   }
 
-  void start(std::vector<std::string> extra) {
+  // start() runs moss-httpd with extra arguments; nofile > 0 is the
+  // child's RLIMIT_NOFILE (as `ulimit -n` would set it).
+  void start(std::vector<std::string> extra, rlim_t nofile = 0) {
     int out[2];
     ASSERT_EQ(pipe2(out, O_CLOEXEC), 0);
     std::vector<std::string> args = {MOSS_HTTPD, "--port", "0"};
@@ -71,6 +151,10 @@ class Httpd : public ::testing::Test {
     if (pid_ == 0) {
       dup2(out[1], 1);
       dup2(out[1], 2);
+      if (nofile > 0) {
+        rlimit lim{nofile, nofile};
+        if (setrlimit(RLIMIT_NOFILE, &lim) != 0) _exit(126);
+      }
       std::vector<char*> argv;
       for (auto& a : args) argv.push_back(a.data());
       argv.push_back(nullptr);
@@ -359,6 +443,80 @@ TEST_F(Httpd, AClientThatNeverReadsItsAnswersIsDropped) {
   ::close(fd);
 }
 
+TEST_F(Httpd, AHeadStillIncompleteAtTheHeadTimeoutIsAnswered408AndClosed) {
+  EXPECT_EQ(stop(), 0);
+  start({"--head-timeout", "1"});
+  // A head in two pieces well within the timeout is served.
+  int fd = connect_();
+  send_all(fd, "GET /hello HTTP/1.1\r\nHo");
+  std::this_thread::sleep_for(300ms);
+  send_all(fd, "st: t\r\n\r\n");
+  EXPECT_EQ(body_of(read_response(fd)), "hello\n");
+  // Trickled a byte every 200 ms: progress enough for the idle timeout,
+  // but the head is cut at the head timeout.
+  const std::string never_ends = "GET /hello HTTP/1.1\r\nHost: t\r\nX-Slow: " + std::string(1000, 'a');
+  auto t0 = std::chrono::steady_clock::now();
+  for (char c : never_ends) {
+    if (send(fd, &c, 1, MSG_NOSIGNAL) != 1) break;
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, 200) != 0) break;  // the server answered
+  }
+  auto r = read_response(fd);
+  auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_EQ(r.rfind("HTTP/1.1 408 Request Timeout\r\n", 0), 0u) << r;
+  EXPECT_NE(r.find("Connection: close\r\n"), std::string::npos) << r;
+  char c;
+  EXPECT_EQ(recv(fd, &c, 1, 0), 0);  // then end of stream
+  EXPECT_GE(took, 900ms);
+  EXPECT_LT(took, 4s);
+  ::close(fd);
+}
+
+// fd_count() is the number of fds process pid has open.
+std::size_t fd_count(pid_t pid) {
+  std::error_code ec;
+  std::size_t n = 0;
+  for (auto it = fs::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec); !ec && it != fs::directory_iterator();
+       it.increment(ec))
+    ++n;
+  return n;
+}
+
+TEST_F(Httpd, EightySlowClientsDoNotStarveASixtyFourFdServer) {
+  EXPECT_EQ(stop(), 0);
+  start({}, 64);
+  slow_clients attack(port_, 80);
+  // The attack holds every fd the server can open.
+  auto until = std::chrono::steady_clock::now() + 10s;
+  while (fd_count(pid_) < 60 && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(50ms);
+  ASSERT_GE(fd_count(pid_), 60u);
+  std::this_thread::sleep_for(1s);
+  // Normal requests, one after another, each on a new connection.
+  int served = 0;
+  auto slowest = std::chrono::steady_clock::duration::zero();
+  for (int i = 0; i < 5; ++i) {
+    auto t0 = std::chrono::steady_clock::now();
+    int fd = connect_();
+    timeval tv{3, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    send_all(fd, "GET /notes.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+    auto r = read_response(fd);
+    ::close(fd);
+    auto took = std::chrono::steady_clock::now() - t0;
+    if (body_of(r) == "some notes\n") {
+      ++served;
+      slowest = std::max(slowest, took);
+    } else {
+      ADD_FAILURE() << "request " << i << " not served within 3 s: \"" << r.substr(0, 40) << "\"";
+    }
+  }
+  EXPECT_EQ(served, 5);
+  EXPECT_LT(slowest, 3s);
+  std::printf("slowloris: %d of 5 normal requests served while 80 slow clients held a 64-fd server; slowest %.1f ms; "
+              "%d slow connections closed by the server\n",
+              served, std::chrono::duration<double, std::milli>(slowest).count(), attack.reopened());
+}
+
 TEST_F(Httpd, TwoWorkersServeAndStop) {
   EXPECT_EQ(stop(), 0);
   start({"--workers", "2"});
@@ -370,6 +528,7 @@ TEST(HttpdCli, HelpAndVersionExitZero) {
   auto h = run("--help");
   EXPECT_EQ(h.status, 0);
   EXPECT_NE(h.out.find("usage: moss-httpd"), std::string::npos) << h.out;
+  EXPECT_NE(h.out.find("--head-timeout S"), std::string::npos) << h.out;
   auto v = run("--version");
   EXPECT_EQ(v.status, 0);
   EXPECT_EQ(v.out, "moss-httpd 0.1.0\n");
@@ -389,6 +548,13 @@ TEST(HttpdCli, BadArgumentsAreUsageErrorsNamingTheArgument) {
     r = run(std::string("--idle-timeout ") + bad);
     EXPECT_EQ(r.status, 2) << bad;
     EXPECT_NE(r.out.find(std::string("bad idle timeout \"") + bad + "\": expected 1 to 86400 seconds"),
+              std::string::npos)
+        << r.out;
+  }
+  for (const char* bad : {"0", "2.5", "86401"}) {
+    r = run(std::string("--head-timeout ") + bad);
+    EXPECT_EQ(r.status, 2) << bad;
+    EXPECT_NE(r.out.find(std::string("bad head timeout \"") + bad + "\": expected 1 to 86400 seconds"),
               std::string::npos)
         << r.out;
   }
