@@ -1,0 +1,571 @@
+// preload_test: issue 10's "Proved on unmodified programs". Each test runs an
+// ordinary program that knows nothing of moss (the C and C++ programs beside
+// this file, or Debian's python3 and curl) under the built mossrun, plays its
+// clients or its DNS server from this plain (unpreloaded) test process, and
+// checks what the program printed, how long it took, and how many OS threads
+// it had: one per pthread natively, 1 to 3 under mossrun's green threads.
+// Each bound is one a run without green threads, or with green threads that
+// block their OS thread, misses.
+#include <gtest/gtest.h>
+
+#include <fcntl.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+
+#include <climits>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <random>
+#include <set>
+#include <sstream>
+
+#include "dns_server.hpp"
+#include "fixtures/http_server.hpp"
+#include "samples/sample_process.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+using sample_test::child;
+using sample_test::clk;
+
+// The most OS threads a program may have under mossrun: the thread running
+// every green thread, plus the few helpers moss may start (a resolver or
+// blocking-work pool thread, the monitor).
+constexpr int max_green_os_threads = 3;
+
+// The epoll_hello / thread_hello answer, byte for byte.
+const std::string hello_response =
+    "HTTP/1.1 200 OK\r\nServer: hello_bench\r\nContent-Type: text/plain; charset=utf-8\r\n"
+    "Content-Length: 6\r\n\r\nhello\n";
+const std::string hello_request = "GET /hello HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+
+std::vector<std::string> mossrun(std::vector<std::string> args) {
+  args.insert(args.begin(), MOSSRUN);
+  return args;
+}
+
+// fields() maps the first word of each line of a program's output to the
+// rest of the line (the last line wins).
+std::map<std::string, std::string> fields(const std::string& out) {
+  std::map<std::string, std::string> f;
+  std::istringstream in(out);
+  std::string line;
+  while (std::getline(in, line)) {
+    auto sp = line.find(' ');
+    if (sp != std::string::npos) f[line.substr(0, sp)] = line.substr(sp + 1);
+  }
+  return f;
+}
+
+// num() is the number that starts field key, or LONG_MIN if there is none.
+long num(const std::map<std::string, std::string>& f, const std::string& key) {
+  auto it = f.find(key);
+  if (it == f.end()) return LONG_MIN;
+  char* end = nullptr;
+  long v = std::strtol(it->second.c_str(), &end, 10);
+  return end == it->second.c_str() ? LONG_MIN : v;
+}
+
+// os_threads() reads "Threads:" of a running process; -1 if it is gone.
+int os_threads(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("Threads:", 0) == 0) return std::atoi(line.c_str() + 8);
+  return -1;
+}
+
+void raise_nofile() {
+  rlimit r{};
+  getrlimit(RLIMIT_NOFILE, &r);
+  r.rlim_cur = r.rlim_max;
+  setrlimit(RLIMIT_NOFILE, &r);
+}
+
+std::string describe(const sample_test::result& r) {
+  return "exit status " + std::to_string(r.status) + "\n--- stdout\n" + r.out + "--- stderr\n" + r.err;
+}
+
+#define EXPECT_GREEN_THREADS(n, r)                                              \
+  do {                                                                          \
+    EXPECT_GE((n), 1) << describe(r);                                           \
+    EXPECT_LE((n), max_green_os_threads) << "OS threads under mossrun\n" << describe(r); \
+  } while (0)
+
+// http_swarm: n keep-alive HTTP clients of one loopback server, driven by one
+// epoll loop in this process. The first round connects them (at most
+// `window` connecting or waiting at once, so the listen backlog never
+// overflows); every round sends one request on each connection and reads one
+// answer, which must be exactly `expected`.
+class http_swarm {
+ public:
+  http_swarm(int port, int n) : port_(port), conns_(static_cast<std::size_t>(n)) {}
+  ~http_swarm() {
+    for (auto& c : conns_)
+      if (c.fd >= 0) ::close(c.fd);
+  }
+  http_swarm(const http_swarm&) = delete;
+  http_swarm& operator=(const http_swarm&) = delete;
+
+  // round() returns how many connections got exactly `expected`; *problem
+  // describes the first that did not.
+  int round(const std::string& request, const std::string& expected, std::size_t window,
+            std::chrono::seconds timeout, std::string* problem) {
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    std::size_t next = 0, in_flight = 0, finished = 0;
+    int good = 0;
+    auto fail = [&](std::size_t i, const std::string& why) {
+      if (problem->empty()) *problem = "connection " + std::to_string(i) + ": " + why;
+    };
+    auto finish = [&](std::size_t i, bool ok) {
+      epoll_ctl(ep, EPOLL_CTL_DEL, conns_[i].fd, nullptr);
+      conns_[i].done = true;
+      ++finished;
+      --in_flight;
+      if (ok) ++good;
+    };
+    auto send_request = [&](std::size_t i) {
+      if (!sample_test::send_all(conns_[i].fd, request)) {
+        fail(i, std::string("send: ") + std::strerror(errno));
+        finish(i, false);
+        return;
+      }
+      conns_[i].sent = true;
+      epoll_event ev{};
+      ev.events = EPOLLIN;
+      ev.data.u64 = i;
+      epoll_ctl(ep, EPOLL_CTL_MOD, conns_[i].fd, &ev);
+    };
+    for (auto& c : conns_) c.got.clear(), c.sent = c.done = false;
+    auto deadline = clk::now() + timeout;
+    char buf[4096];
+    while (finished < conns_.size() && clk::now() < deadline) {
+      while (in_flight < window && next < conns_.size()) {
+        std::size_t i = next++;
+        conn& c = conns_[i];
+        ++in_flight;
+        epoll_event ev{};
+        ev.data.u64 = i;
+        if (c.fd < 0) {
+          c.fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+          sockaddr_in a{};
+          a.sin_family = AF_INET;
+          a.sin_port = htons(static_cast<std::uint16_t>(port_));
+          a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+          if (c.fd < 0 || (connect(c.fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 && errno != EINPROGRESS)) {
+            fail(i, std::string("connect: ") + std::strerror(errno));
+            c.done = true;
+            ++finished;
+            --in_flight;
+            continue;
+          }
+          ev.events = EPOLLOUT | EPOLLIN;
+          epoll_ctl(ep, EPOLL_CTL_ADD, c.fd, &ev);
+        } else {
+          ev.events = EPOLLIN;
+          epoll_ctl(ep, EPOLL_CTL_ADD, c.fd, &ev);
+          send_request(i);
+        }
+      }
+      epoll_event evs[512];
+      int n = epoll_wait(ep, evs, 512, 100);
+      for (int k = 0; k < n; ++k) {
+        std::size_t i = evs[k].data.u64;
+        conn& c = conns_[i];
+        if (c.done) continue;
+        if (!c.sent) {
+          int err = 0;
+          socklen_t len = sizeof err;
+          getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &err, &len);
+          if (err != 0) {
+            fail(i, std::string("connect: ") + std::strerror(err));
+            finish(i, false);
+          } else {
+            send_request(i);
+          }
+          continue;
+        }
+        for (;;) {
+          ssize_t r = recv(c.fd, buf, sizeof buf, 0);
+          if (r > 0) {
+            c.got.append(buf, static_cast<std::size_t>(r));
+            continue;
+          }
+          if (r == 0 || errno != EAGAIN) {
+            fail(i, "closed by the server after " + std::to_string(c.got.size()) + " bytes");
+            finish(i, false);
+          }
+          break;
+        }
+        if (!c.done && c.got.size() >= expected.size()) {
+          if (c.got != expected) fail(i, "wrong answer: \"" + c.got + "\"");
+          finish(i, c.got == expected);
+        }
+      }
+    }
+    if (finished < conns_.size() && problem->empty())
+      *problem = std::to_string(conns_.size() - finished) + " connections unanswered after " +
+                 std::to_string(timeout.count()) + " s";
+    ::close(ep);
+    return good;
+  }
+
+ private:
+  struct conn {
+    int fd = -1;
+    bool sent = false, done = false;
+    std::string got;
+  };
+  int port_;
+  std::vector<conn> conns_;
+};
+
+// server_port() reads a "port N" line from a starting server; -1 if none.
+int server_port(child& server) {
+  auto line = server.line(20s);
+  if (!line || line->rfind("port ", 0) != 0) return -1;
+  return std::atoi(line->c_str() + 5);
+}
+
+// serve_swarm() runs `clients` keep-alive clients against a thread_hello
+// build (two rounds, every answer checked) and returns the server's OS
+// thread count read while every connection was open.
+int serve_swarm(std::vector<std::string> argv, int clients) {
+  child server(std::move(argv));
+  int port = server_port(server);
+  if (port <= 0) {
+    ADD_FAILURE() << "the server did not print its port; stderr:\n" << server.rest_of_stderr(1s);
+    return -1;
+  }
+  http_swarm swarm(port, clients);
+  std::string problem;
+  EXPECT_EQ(swarm.round(hello_request, hello_response, 1000, 120s, &problem), clients) << problem;
+  int threads = os_threads(server.pid());
+  problem.clear();
+  EXPECT_EQ(swarm.round(hello_request, hello_response, static_cast<std::size_t>(clients), 120s, &problem), clients)
+      << "second request on every open connection: " << problem;
+  EXPECT_FALSE(server.exit_code(0ms).has_value()) << "the server exited; stderr:\n" << server.rest_of_stderr(1s);
+  return threads;
+}
+
+class Preload : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    raise_nofile();  // the swarm's sockets; the servers inherit the limit
+    signal(SIGPIPE, SIG_IGN);
+  }
+};
+
+// ---- the thread-per-connection server -------------------------------------
+
+TEST_F(Preload, ThreadPerConnectionServerServes5000ClientsOnFewOsThreads) {
+  int threads = serve_swarm(mossrun({PROG_THREAD_HELLO_FORTIFY, "0"}), 5000);
+  EXPECT_GE(threads, 1);
+  EXPECT_LE(threads, max_green_os_threads) << "OS threads with 5,000 connection threads alive";
+}
+
+TEST_F(Preload, LargeFileBuildOfTheServerServes500Clients) {
+  int threads = serve_swarm(mossrun({PROG_THREAD_HELLO, "0"}), 500);
+  EXPECT_GE(threads, 1);
+  EXPECT_LE(threads, max_green_os_threads);
+}
+
+// The control: natively the same program has one OS thread per connection,
+// so the thread counts above measure what they claim to.
+TEST_F(Preload, NativelyTheServerHasAnOsThreadPerConnection) {
+  int threads = serve_swarm({PROG_THREAD_HELLO, "0"}, 50);
+  EXPECT_EQ(threads, 51);
+}
+
+// ---- the seeds' sleep scenario ---------------------------------------------
+
+TEST_F(Preload, ThreeThreadsSleepingOneTwoFourSecondsTakeFourNotSeven) {
+  auto r = sample_test::run(mossrun({PROG_SLEEPERS}), 30s);
+  ASSERT_EQ(r.status, 0) << describe(r);
+  EXPECT_EQ(r.out.substr(0, r.out.find("threads")), "woke 1\nwoke 2\nwoke 4\n") << describe(r);
+  auto f = fields(r.out);
+  EXPECT_GE(num(f, "elapsed_ms"), 3990) << describe(r);
+  EXPECT_LT(num(f, "elapsed_ms"), 6000) << "4 units, not 7\n" << describe(r);
+  EXPECT_GREEN_THREADS(num(f, "threads"), r);
+}
+
+TEST_F(Preload, ThreeThreadsUsleepingTakeFourUnitsNotSeven) {
+  auto r = sample_test::run(mossrun({PROG_SLEEPERS, "300"}), 30s);
+  ASSERT_EQ(r.status, 0) << describe(r);
+  EXPECT_EQ(r.out.substr(0, r.out.find("threads")), "woke 1\nwoke 2\nwoke 4\n") << describe(r);
+  auto f = fields(r.out);
+  EXPECT_GE(num(f, "elapsed_ms"), 1190) << describe(r);
+  EXPECT_LT(num(f, "elapsed_ms"), 1800) << "4 units (1.2 s), not 7 (2.1 s)\n" << describe(r);
+  EXPECT_GREEN_THREADS(num(f, "threads"), r);
+}
+
+TEST_F(Preload, NativelyTheSleepersHaveFourOsThreads) {
+  auto r = sample_test::run({PROG_SLEEPERS, "100"}, 30s);
+  ASSERT_EQ(r.status, 0) << describe(r);
+  EXPECT_EQ(num(fields(r.out), "threads"), 4) << describe(r);
+}
+
+TEST_F(Preload, ThreadsNativeOptionKeepsOsThreads) {
+  auto r = sample_test::run(mossrun({"--threads", "native", PROG_SLEEPERS, "100"}), 30s);
+  ASSERT_EQ(r.status, 0) << describe(r);
+  auto f = fields(r.out);
+  EXPECT_EQ(num(f, "threads"), 4) << describe(r);
+  EXPECT_LT(num(f, "elapsed_ms"), 600) << describe(r);
+}
+
+// ---- synchronization -------------------------------------------------------
+
+TEST_F(Preload, StdThreadProducersAndConsumersPassEveryItem) {
+  auto r = sample_test::run(mossrun({PROG_PRODCONS}), 120s);
+  ASSERT_EQ(r.status, 0) << describe(r);
+  auto f = fields(r.out);
+  EXPECT_EQ(num(f, "items"), 80000) << describe(r);
+  EXPECT_EQ(num(f, "sum"), num(f, "expected")) << describe(r);
+  EXPECT_NE(num(f, "sum"), LONG_MIN) << describe(r);
+  EXPECT_GREEN_THREADS(num(f, "threads"), r);
+}
+
+TEST_F(Preload, KeyDestructorsRunAtThreadExitAndOnceRunsOnce) {
+  auto r = sample_test::run(mossrun({PROG_KEYS_ONCE}), 60s);
+  ASSERT_EQ(r.status, 0) << describe(r);
+  auto f = fields(r.out);
+  EXPECT_EQ(num(f, "once_runs"), 1) << describe(r);
+  EXPECT_EQ(num(f, "once_early"), 0) << "pthread_once returned before the init routine finished\n" << describe(r);
+  EXPECT_EQ(num(f, "value_mismatch"), 0) << "a thread saw another's pthread_getspecific value\n" << describe(r);
+  EXPECT_EQ(num(f, "destructors"), 8) << describe(r);
+  EXPECT_EQ(num(f, "destructor_mismatch"), 0) << describe(r);
+  EXPECT_EQ(num(f, "key2_destructors"), 4) << "destructors run only for non-NULL values\n" << describe(r);
+  EXPECT_EQ(num(f, "exit_value"), 77) << "pthread_exit's value through pthread_join\n" << describe(r);
+  EXPECT_EQ(f["main_value"], "ok") << describe(r);
+  EXPECT_GREEN_THREADS(num(f, "threads"), r);
+}
+
+TEST_F(Preload, RwlocksShareReadersExcludeWritersAndBarriersHoldEveryone) {
+  auto r = sample_test::run(mossrun({PROG_RWLOCK_BARRIER}), 60s);
+  ASSERT_EQ(r.status, 0) << describe(r);
+  auto f = fields(r.out);
+  EXPECT_EQ(num(f, "max_readers"), 4) << "the four readers hold the read lock together\n" << describe(r);
+  EXPECT_EQ(num(f, "writer_overlap"), 0) << describe(r);
+  EXPECT_EQ(num(f, "barrier_early"), 0) << describe(r);
+  EXPECT_EQ(num(f, "serial"), 5) << "one PTHREAD_BARRIER_SERIAL_THREAD a round\n" << describe(r);
+  EXPECT_EQ(f["timedwrlock"], "ETIMEDOUT") << describe(r);
+  EXPECT_EQ(num(f, "tryrdlock"), 0) << describe(r);
+  EXPECT_GREEN_THREADS(num(f, "threads"), r);
+}
+
+TEST_F(Preload, SemTimedwaitTimesOutWhileOtherThreadsRun) {
+  auto r = sample_test::run(mossrun({PROG_SEM_TIMEOUT}), 60s);
+  ASSERT_EQ(r.status, 0) << describe(r);
+  std::istringstream in(r.out);
+  std::string line;
+  std::map<std::string, std::vector<std::string>> words;
+  while (std::getline(in, line)) {
+    std::istringstream ls(line);
+    std::string w, key;
+    ls >> key;
+    while (ls >> w) words[key].push_back(w);
+  }
+  auto at = [&](const std::string& key, std::size_t i) {
+    return words[key].size() > i ? words[key][i] : std::string("(missing)");
+  };
+  // timedwait -1 ETIMEDOUT elapsed_ms E ticks K
+  EXPECT_EQ(at("timedwait", 0), "-1") << describe(r);
+  EXPECT_EQ(at("timedwait", 1), "ETIMEDOUT") << describe(r);
+  long waited = std::atol(at("timedwait", 3).c_str());
+  EXPECT_GE(waited, 290) << describe(r);
+  EXPECT_LT(waited, 1000) << describe(r);
+  EXPECT_GE(std::atol(at("timedwait", 5).c_str()), 20) << "the tickers' 10 ms naps during the 300 ms wait\n"
+                                                       << describe(r);
+  EXPECT_EQ(at("clockwait", 0), "-1") << describe(r);
+  EXPECT_EQ(at("clockwait", 1), "ETIMEDOUT") << describe(r);
+  long clockwaited = std::atol(at("clockwait", 3).c_str());
+  EXPECT_GE(clockwaited, 95) << describe(r);
+  EXPECT_LT(clockwaited, 800) << describe(r);
+  EXPECT_EQ(at("post_wakes", 0), "0") << describe(r);
+  EXPECT_GE(std::atol(at("post_wakes", 2).c_str()), 90) << describe(r);
+  EXPECT_LT(std::atol(at("post_wakes", 2).c_str()), 800) << describe(r);
+  EXPECT_EQ(at("trywait", 1), "EAGAIN") << describe(r);
+  EXPECT_EQ(at("value", 0), "0") << describe(r);
+  EXPECT_GREEN_THREADS(std::atoi(at("threads", 0).c_str()), r);
+}
+
+TEST_F(Preload, LockOrderDeadlockIsReportedAndExits70) {
+  auto r = sample_test::run(mossrun({PROG_DEADLOCK}), 20s);
+  EXPECT_EQ(r.status, 70) << describe(r);
+  EXPECT_NE(r.out.find("locked m1"), std::string::npos) << describe(r);
+  EXPECT_NE(r.out.find("locked m2"), std::string::npos) << describe(r);
+  EXPECT_EQ(r.out.find("joined"), std::string::npos) << describe(r);
+  std::string err = r.err;
+  for (auto& ch : err) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  EXPECT_NE(err.find("locker-a"), std::string::npos) << "the report names each thread\n" << describe(r);
+  EXPECT_NE(err.find("locker-b"), std::string::npos) << describe(r);
+  EXPECT_NE(err.find("mutex"), std::string::npos) << "the report says what they wait on\n" << describe(r);
+}
+
+// ---- DNS -------------------------------------------------------------------
+
+TEST_F(Preload, TwoHundredThreadsResolveInAboutOneServerDelay) {
+  moss_test::dns_server dns;
+  for (int i = 0; i < 200; ++i)
+    dns.add_a("host-" + std::to_string(i) + ".moss.test",
+              "10.77." + std::to_string(i / 256) + "." + std::to_string(i % 256));
+  dns.set_delay(200ms);
+  auto r = sample_test::run(mossrun({"--dns-servers", dns.address(), PROG_DNS_MANY, "200"}), 60s);
+  ASSERT_EQ(r.status, 0) << describe(r);
+  auto f = fields(r.out);
+  EXPECT_EQ(num(f, "resolved"), 200) << describe(r);
+  EXPECT_EQ(num(f, "wrong"), 0) << describe(r);
+  EXPECT_GE(num(f, "elapsed_ms"), 190) << describe(r);
+  EXPECT_LT(num(f, "elapsed_ms"), 2000) << "200 lookups of 200 ms each, concurrently: ~0.2 s, not 40 s\n"
+                                        << describe(r);
+  EXPECT_GE(dns.queries(), 200u) << "the lookups must reach the test's DNS server";
+  EXPECT_GREEN_THREADS(num(f, "threads"), r);
+}
+
+// ---- built variants ----------------------------------------------------------
+
+std::set<std::string> undefined_symbols(const std::string& path) {
+  std::set<std::string> names;
+  FILE* p = popen(("nm -D --undefined-only '" + path + "' 2>/dev/null").c_str(), "r");
+  if (p == nullptr) return names;
+  char line[512];
+  while (std::fgets(line, sizeof line, p) != nullptr) {
+    std::istringstream ls(line);
+    std::string type, name;
+    ls >> type >> name;
+    names.insert(name.substr(0, name.find('@')));
+  }
+  pclose(p);
+  return names;
+}
+
+// The fortified and large-file builds above exercise what they claim to.
+TEST_F(Preload, VariantBuildsImportFortifiedAndLargeFileNames) {
+  auto fortified = undefined_symbols(PROG_THREAD_HELLO_FORTIFY);
+  auto lfs = undefined_symbols(PROG_THREAD_HELLO);
+  ASSERT_FALSE(lfs.empty()) << "nm -D failed";
+  EXPECT_TRUE(fortified.count("__read_chk")) << "thread_hello_fortify must call __read_chk";
+  EXPECT_TRUE(fortified.count("fcntl")) << "thread_hello_fortify must call the plain fcntl";
+  EXPECT_TRUE(lfs.count("fcntl64")) << "thread_hello must call fcntl64";
+  EXPECT_TRUE(lfs.count("read"));
+}
+
+// ---- unmodified programs from Debian packages ------------------------------------
+
+TEST_F(Preload, Python3ThreadingSleepsLocksConditionsAndQueues) {
+  auto r = sample_test::run(mossrun({"/usr/bin/python3", PY_THREADS, "0.3"}), 60s);
+  ASSERT_EQ(r.status, 0) << describe(r);
+  EXPECT_EQ(r.out.substr(0, r.out.find("threads")), "woke 1\nwoke 2\nwoke 4\n") << describe(r);
+  auto f = fields(r.out);
+  EXPECT_GE(num(f, "elapsed_ms"), 1190) << describe(r);
+  EXPECT_LT(num(f, "elapsed_ms"), 1800) << "4 units (1.2 s), not 7 (2.1 s)\n" << describe(r);
+  EXPECT_EQ(num(f, "counter"), 4000) << describe(r);
+  EXPECT_EQ(num(f, "cond_woken"), 3) << describe(r);
+  EXPECT_EQ(num(f, "queue_sum"), 499500) << describe(r);
+  EXPECT_GREEN_THREADS(num(f, "threads"), r);
+}
+
+// python3 -m http.server is a ThreadingHTTPServer: a thread per connection.
+// Fifty clients send an unfinished request head, so fifty handler threads
+// block reading it; then the heads are finished and the answers read in
+// reverse order of connection. A handler that blocked its OS thread would
+// hold up every later one: the last client would wait on the first.
+TEST_F(Preload, Python3HttpServerServesConcurrentClients) {
+  namespace fs = std::filesystem;
+  fs::path dir = fs::temp_directory_path() / ("preload_http." + std::to_string(getpid()));
+  fs::create_directories(dir);
+  std::string body(200 * 1024, '\0');
+  std::mt19937 rng(42);
+  for (auto& ch : body) ch = static_cast<char>(rng());
+  std::ofstream(dir / "data.bin", std::ios::binary) << body;
+
+  child server(mossrun({"/usr/bin/python3", "-u", "-m", "http.server", "0", "--bind", "127.0.0.1", "--directory",
+                        dir.string()}));
+  auto line = server.line(20s);
+  ASSERT_TRUE(line.has_value()) << server.rest_of_stderr(1s);
+  auto at = line->find(" port ");
+  ASSERT_NE(at, std::string::npos) << *line;
+  int port = std::atoi(line->c_str() + at + 6);
+
+  constexpr int clients = 50;
+  std::vector<int> fds;
+  for (int i = 0; i < clients; ++i) {
+    int fd = sample_test::connect_to(port, 15s);
+    ASSERT_GE(fd, 0);
+    ASSERT_TRUE(sample_test::send_all(fd, "GET /data.bin HTTP/1.0\r\nHost: 127.0.0.1\r\n"));
+    fds.push_back(fd);
+  }
+  std::this_thread::sleep_for(1s);  // every handler thread starts and blocks reading
+  int threads = os_threads(server.pid());
+  int good = 0;
+  std::string problem;
+  for (int i = clients - 1; i >= 0; --i) {
+    ASSERT_TRUE(sample_test::send_all(fds[static_cast<std::size_t>(i)], "\r\n"));
+    std::string got;
+    bool eof = sample_test::recv_to_eof(fds[static_cast<std::size_t>(i)], &got);
+    auto head_end = got.find("\r\n\r\n");
+    bool ok = eof && got.rfind("HTTP/1.0 200", 0) == 0 && head_end != std::string::npos &&
+              got.compare(head_end + 4, std::string::npos, body) == 0;
+    if (ok) ++good;
+    else if (problem.empty())
+      problem = "client " + std::to_string(i) + (eof ? "" : " (timed out)") + ": " +
+                got.substr(0, std::min<std::size_t>(got.size(), 200));
+    ::close(fds[static_cast<std::size_t>(i)]);
+  }
+  EXPECT_EQ(good, clients) << problem;
+  EXPECT_GE(threads, 1);
+  EXPECT_LE(threads, max_green_os_threads) << "OS threads with 50 handler threads alive";
+  EXPECT_FALSE(server.exit_code(0ms).has_value()) << server.rest_of_stderr(1s);
+  fs::remove_all(dir);
+}
+
+// curl -Z fetches 20 URLs in parallel; its default resolver runs each
+// getaddrinfo in a thread of its own (20 at once natively). The names are
+// answered by the test's DNS server after 500 ms, the pages by a loopback
+// server after 300 ms.
+TEST_F(Preload, CurlParallelFetchResolvesInGreenThreads) {
+  moss_test::dns_server dns;
+  constexpr int urls = 20;
+  for (int i = 0; i < urls; ++i) dns.add_a("site-" + std::to_string(i) + ".moss.test", "127.0.0.1");
+  dns.set_delay(500ms);
+  moss_test::http_server web(300ms, "hello from the test\n");
+  std::vector<std::string> args{"--dns-servers", dns.address(), "/usr/bin/curl", "-sS", "--noproxy", "*",
+                                "-Z", "--parallel-max", "50", "-w", "%{http_code} %{url_effective}\\n"};
+  std::set<std::string> want;
+  for (int i = 0; i < urls; ++i) {
+    std::string url = "http://site-" + std::to_string(i) + ".moss.test:" + std::to_string(web.port()) + "/page";
+    args.push_back(url);
+    want.insert("200 " + url);
+  }
+  auto start = clk::now();
+  child curl(mossrun(args));
+  int max_threads = 0;
+  std::optional<int> status;
+  while (!(status = curl.exit_code(0ms)) && clk::now() - start < 30s) {
+    max_threads = std::max(max_threads, os_threads(curl.pid()));
+    std::this_thread::sleep_for(5ms);
+  }
+  auto took = clk::now() - start;
+  std::string out = curl.rest_of_stdout(5s), err = curl.rest_of_stderr(1s);
+  ASSERT_EQ(status.value_or(-2), 0) << out << err;
+  std::set<std::string> got;
+  int bodies = 0;
+  std::istringstream in(out);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line == "hello from the test") ++bodies;
+    else got.insert(line);
+  }
+  EXPECT_EQ(got, want) << out << err;
+  EXPECT_EQ(bodies, urls) << out;
+  EXPECT_LT(took, 4s) << "20 fetches at 0.8 s each, in parallel";
+  EXPECT_GE(max_threads, 1);
+  EXPECT_LE(max_threads, max_green_os_threads) << "curl's resolver threads must be green";
+  EXPECT_GE(dns.queries(), static_cast<std::size_t>(urls)) << "the names must reach the test's DNS server";
+}
+
+}  // namespace
