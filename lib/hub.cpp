@@ -8,6 +8,8 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <string>
+#include <utility>
 
 namespace moss::detail {
 
@@ -175,7 +177,21 @@ void hub_core::deliver_loop_exit() {
     std::fputs("moss: internal error: the hub has nothing to run and nobody waits\n", stderr);
     std::abort();
   }
-  interrupt(victim, std::make_exception_ptr(moss::loop_exit{}));
+  // Name the wait, and the way out when the wake-up will come from another thread.
+  std::string what = "moss: greenlet \"" + victim->name() + "\" would block forever";
+  if (const char* on = victim->parked_on_->what()) {
+    what += std::string(" in ") + on;
+    if (const greenlet_impl* about = victim->parked_on_->about()) what += " \"" + about->name() + "\"";
+  }
+  what += ": no other greenlet is ready and no timer, fd, thread job or keep-alive can wake it"
+          " (if another thread will post work here, hold a moss::hub::keep_alive())";
+  std::exception_ptr e;
+  try {
+    e = std::make_exception_ptr(moss::loop_exit(what));
+  } catch (...) {
+    e = std::make_exception_ptr(moss::loop_exit{});
+  }
+  interrupt(victim, std::move(e));
 }
 
 void hub_core::shutdown() {
@@ -194,5 +210,30 @@ namespace moss {
 hub& hub::current() { return detail::hub_core::current().facade(); }
 
 std::size_t hub::task_count() const noexcept { return core_ != nullptr ? core_->tracked_count() : 0; }
+
+keepalive hub::keep_alive() {
+  detail::hub_core* here = detail::hub_core::current_if_any();
+  if (core_ == nullptr || here != core_)
+    throw moss::error(core_ == nullptr ? "moss::hub::keep_alive: the hub has stopped"
+                                       : "moss::hub::keep_alive: must be called on the hub's own thread");
+  ++core_->keepalive;
+  return keepalive(this);
+}
+
+void keepalive::reset() noexcept {
+  hub* h = std::exchange(h_, nullptr);
+  if (h == nullptr) return;
+  detail::hub_core* here = detail::hub_core::current_if_any();
+  if (here != nullptr && &here->facade() == h) {
+    --here->keepalive;
+    return;
+  }
+  // Another thread: the hub releases it when it takes the post. A stopped
+  // hub refuses the post, and has nothing left to release.
+  try {
+    h->call_threadsafe([] { --detail::hub_core::current().keepalive; });
+  } catch (...) {
+  }
+}
 
 }  // namespace moss

@@ -202,6 +202,10 @@ std::any task_base::run(std::any) {
     // callbacks) is raised instead of running the function.
     if (pending_) std::rethrow_exception(std::exchange(pending_, nullptr));
     invoke();
+    // A kill (or another exception) delivered but never raised — it reached
+    // the function inside a hooked C call, which returned an error instead,
+    // or the function returned before waiting again — ends the task now.
+    if (pending_) std::rethrow_exception(std::exchange(pending_, nullptr));
   } catch (const greenlet_exit&) {
     killed_ = true;
     error_ = std::current_exception();

@@ -70,9 +70,9 @@ void timeout::fire() noexcept {
 
 namespace detail {
 
-void throw_with_timeout_expired(const task_base& t, std::chrono::nanoseconds d) {
-  throw timeout_error("moss::with_timeout: task \"" + t.name() + "\" did not finish within " + describe(d) +
-                      "; it was killed");
+void throw_with_timeout_expired(std::chrono::nanoseconds d) {
+  throw timeout_error("moss::with_timeout: the function did not finish within " + describe(d) + "; it was killed (in greenlet \"" +
+                      current_impl()->name() + "\")");
 }
 
 }  // namespace detail

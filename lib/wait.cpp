@@ -108,7 +108,24 @@ void gather_wait(const std::vector<task_base*>& ts, bool stop_at_failure, const 
   completion_set set(op);
   for (task_base* t : ts) set.add(t);
   while (set.remaining() > 0) {
-    std::size_t i = set.next(no_deadline);
+    std::size_t i = 0;
+    try {
+      i = set.next(no_deadline);
+    } catch (...) {
+      // The gathering greenlet was interrupted (killed, timed out): the
+      // gathered tasks are cancelled with it, as asyncio's are, and have
+      // unwound before the exception goes on. An exception raised while
+      // waiting for them (a second kill) replaces the first.
+      std::exception_ptr e = std::current_exception();
+      for (task_base* t : ts)
+        if (!t->finished()) t->kill(false);
+      try {
+        for (task_base* t : ts) t->join();
+      } catch (...) {
+        e = std::current_exception();
+      }
+      std::rethrow_exception(e);
+    }
     if (stop_at_failure) ts[i]->rethrow_if_failed();
   }
 }

@@ -8,6 +8,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <new>
+#include <system_error>
+#include <utility>
 
 namespace moss::patch {
 
@@ -19,20 +22,66 @@ bool in_greenlet() noexcept {
   return t != nullptr && t->hub != nullptr && t->current != t->hub->hub_greenlet();
 }
 
+namespace {
+
+bool is_kill(const std::exception_ptr& e) noexcept {
+  try {
+    std::rethrow_exception(e);
+  } catch (const moss::greenlet_exit&) {
+    return true;
+  } catch (...) {
+    return false;
+  }
+}
+
+// let_others_run() puts the greenlet at the back of the ready queue and
+// switches away, with its pending exception set aside so the switch does not
+// raise it. A kill that arrives meanwhile wins over what was set aside;
+// anything else keeps the older exception (as timeout::fire does).
+void let_others_run(detail::thread_state& t) noexcept {
+  detail::hub_core* h = t.hub;
+  detail::greenlet_impl* g = t.current;
+  if (h == nullptr || g == h->hub_greenlet()) return;
+  std::exception_ptr kept = std::exchange(g->pending_, nullptr);
+  h->schedule(g);
+  h->switch_out();
+  g->scheduled_ = false;
+  if (kept && (!g->pending_ || !is_kill(g->pending_))) g->pending_ = std::move(kept);
+}
+
+}  // namespace
+
 int interrupted(std::exception_ptr e) noexcept {
   int err = ECANCELED;
+  bool rearm = true;
   try {
     std::rethrow_exception(e);
   } catch (const moss::greenlet_exit&) {
     err = ECANCELED;
-  } catch (const moss::loop_exit&) {
-    err = EDEADLK;
-  } catch (const moss::error&) {
+  } catch (const moss::timeout_error&) {
     err = ETIMEDOUT;
+  } catch (const moss::loop_exit&) {
+    // About this one wait: if the greenlet again waits for what nothing can
+    // wake, the hub raises loop_exit again.
+    err = EDEADLK;
+    rearm = false;
+  } catch (const std::bad_alloc&) {
+    err = ENOMEM;
+    rearm = false;
+  } catch (const std::system_error& x) {
+    const std::error_category& c = x.code().category();
+    err = (c == std::generic_category() || c == std::system_category()) && x.code().value() != 0 ? x.code().value() : EIO;
+    rearm = false;
   } catch (...) {
+    // Any other exception ended the wait from outside (a moss::error, an
+    // exception thrown in with throw_in): the call was cancelled.
     err = ECANCELED;
   }
-  if (detail::thread_state* t = detail::this_thread_if_any()) t->current->pending_ = std::move(e);
+  detail::thread_state* t = detail::this_thread_if_any();
+  if (t == nullptr) return err;
+  detail::greenlet_impl* g = t->current;
+  if (rearm && (!g->pending_ || (!is_kill(g->pending_) && is_kill(e)))) g->pending_ = std::move(e);
+  let_others_run(*t);
   return err;
 }
 
@@ -41,7 +90,8 @@ bool parse_families(const char* text, unsigned* out, const char** bad, unsigned*
     const char* name;
     unsigned bits;
   } names[] = {{"all", family_all},      {"socket", family_socket}, {"sleep", family_sleep},
-               {"dns", family_dns},      {"poll", family_poll},     {"none", 0}};
+               {"dns", family_dns},      {"poll", family_poll},     {"thread", family_thread},
+               {"none", 0}};
   unsigned bits = 0;
   const char* p = text;
   for (;;) {
@@ -76,7 +126,7 @@ namespace {
   const char* bad = nullptr;
   unsigned bad_len = 0;
   if (!parse_families(env, &enabled_families, &bad, &bad_len)) {
-    std::fprintf(stderr, "moss: bad MOSS_HOOK \"%s\": unknown family \"%.*s\"; accepted: all, none, or a comma list of socket, sleep, dns, poll\n",
+    std::fprintf(stderr, "moss: bad MOSS_HOOK \"%s\": unknown family \"%.*s\"; accepted: all, none, or a comma list of socket, sleep, dns, poll, thread\n",
                  env, static_cast<int>(bad_len), bad);
     std::exit(2);
   }

@@ -5,11 +5,26 @@
 // and it is not running inside a signal handler. Otherwise it calls the real
 // function, unchanged.
 //
-// The C boundary: a hook never lets an exception out. If the greenlet is
-// killed, times out (moss::timeout) or gets loop_exit while blocked in a
-// hooked call, the call returns -1 with errno ECANCELED, ETIMEDOUT or EDEADLK
-// and the exception is re-armed, so it is raised at the greenlet's next wait in
-// C++ code (C libraries cannot be unwound through safely).
+// The C boundary: a hook never lets an exception out. C libraries cannot be
+// unwound through safely (their locks and buffers), so an exception that ends
+// a hooked wait is reported to the C code as an error return:
+//   - kill (greenlet_exit), or any other exception delivered to the greenlet
+//     (throw_in, a moss::error): -1/ECANCELED;
+//   - a moss::timeout that expired: -1/ETIMEDOUT;
+//   - loop_exit (nothing could ever wake the wait): -1/EDEADLK;
+// (DNS calls: EAI_SYSTEM or NETDB_INTERNAL with that errno). ECANCELED rather
+// than EINTR because libraries retry EINTR at once. Errors of the call itself
+// (out of memory) give their own errno and nothing more.
+//
+// A kill or timeout stays pending: it is raised at the greenlet's next wait
+// in C++ code, and a task whose function returns while one is pending ends
+// with it (killed, or failed with timeout_error), whatever the C code did.
+// Until then every hooked call that would wait fails at once with the same
+// errno, and first lets the other greenlets run, so a C loop that retries
+// cannot pin the hub; calls that need not wait (a read of ready data, close)
+// still work, so the C code can clean up. A timeout's error is withdrawn when
+// its scope ends, and hooked calls wait normally again. loop_exit concerns
+// one wait only and is not kept.
 #pragma once
 
 #include <cerrno>
@@ -22,7 +37,8 @@ enum family : unsigned {
   family_sleep = 1u << 1,
   family_dns = 1u << 2,
   family_poll = 1u << 3,
-  family_all = family_socket | family_sleep | family_dns | family_poll,
+  family_thread = 1u << 4,  // green pthreads (libmoss_preload only)
+  family_all = family_socket | family_sleep | family_dns | family_poll | family_thread,
 };
 
 // enabled_families is parsed from MOSS_HOOK when the library loads.
@@ -38,8 +54,9 @@ inline bool cooperative(family f) noexcept {
   return (enabled_families & f) != 0 && signal_depth == 0 && in_greenlet();
 }
 
-// interrupted() re-arms the exception a wait raised and returns the errno
-// that reports it across the C boundary.
+// interrupted() maps an exception that ended a hooked call to its errno,
+// re-arms it if it is a kill or a timeout (see above), and lets the other
+// greenlets run once. Must be called on the greenlet the call ran on.
 int interrupted(std::exception_ptr e) noexcept;
 
 // parse_families() parses a MOSS_HOOK value; on error returns false and

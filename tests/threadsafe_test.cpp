@@ -186,15 +186,20 @@ TEST_F(WithHub, SpawnThreadsafeWorkLeftQueuedWhenTheHubStopsFailsItsResult) {
 // order) and tasks with spawn_threadsafe (they sleep concurrently), then
 // stops it. Times are the seed's seconds as tens of milliseconds.
 TEST_F(WithHub, ALoopRunningForeverOnASecondThreadTakesWorkFromTheMainThread) {
-  std::promise<moss::hub*> loop_p;
-  moss::async_result<void> stop;
-  std::thread loop_thread([&loop_p, stop] {
+  std::promise<std::pair<moss::hub*, moss::event*>> loop_p;
+  std::thread loop_thread([&loop_p] {
     moss::run([&] {
-      loop_p.set_value(&moss::hub::current());
-      stop.get();  // waits until the main thread says stop; the hub serves work meanwhile
+      // loop.run_forever(): work will come from the main thread, so the hub
+      // must wait for it rather than report that nothing can wake it.
+      moss::keepalive forever = moss::hub::current().keep_alive();
+      moss::event stop;
+      loop_p.set_value({&moss::hub::current(), &stop});
+      stop.wait();  // until the main thread says stop; the hub serves work meanwhile
     });
   });
-  moss::hub& loop = *loop_p.get_future().get();
+  auto [loop_hub, stop_event] = loop_p.get_future().get();
+  moss::hub& loop = *loop_hub;
+  moss::event* stop = stop_event;
 
   auto order = std::make_shared<std::vector<int>>();
   std::promise<void> both_ran;
@@ -221,7 +226,7 @@ TEST_F(WithHub, ALoopRunningForeverOnASecondThreadTakesWorkFromTheMainThread) {
 
   auto unfinished = moss::spawn_threadsafe(loop, [] { moss::sleep(60s); });
   moss::sleep(10ms);
-  stop.set();
+  loop.call_threadsafe([stop] { stop->set(); });
   loop_thread.join();
   EXPECT_TRUE(loop.stopped());
   EXPECT_THROW(unfinished.get(), moss::greenlet_exit) << "a task left running when the loop closed is killed";
@@ -277,4 +282,50 @@ TEST_F(WithHub, PostsRacingAHubsShutdownAreRunOrDestroyedExactlyOnce) {
     if (accepted > 0 && rejected > 0) ++raced;
   }
   EXPECT_GT(raced, 0) << "no round had posts racing the shutdown";
+}
+
+// A consumer waits on a queue that another thread fills through
+// spawn_threadsafe, and that thread starts late.
+TEST_F(WithHub, AKeepAliveLetsAConsumerWaitForAThreadThatStartsLate) {
+  moss::queue<int> q;
+  moss::hub& h = moss::hub::current();
+  moss::keepalive alive = h.keep_alive();
+  std::thread producer([&h, &q] {
+    std::this_thread::sleep_for(100ms);
+    auto r = moss::spawn_threadsafe(h, [&q] { q.put(42); });
+    (void)r;
+  });
+  EXPECT_EQ(q.get(), 42);
+  alive.reset();
+  producer.join();
+  moss::sleep(1ms);  // let the posted task finish
+}
+
+TEST_F(WithHub, WithoutAKeepAliveLoopExitNamesTheWaitAndTheWayOut) {
+  moss::queue<int> q;
+  std::string what = message_of([&] { q.get(); });
+  EXPECT_NE(what.find("would block forever in queue get"), std::string::npos) << what;
+  EXPECT_NE(what.find("moss::hub::keep_alive()"), std::string::npos) << what;
+}
+
+TEST_F(WithHub, AKeepAliveReleasedOnAnotherThreadEndsThePromise) {
+  moss::event never;
+  moss::keepalive alive = moss::hub::current().keep_alive();
+  auto t0 = std::chrono::steady_clock::now();
+  std::thread releaser([a = std::move(alive)]() mutable {
+    std::this_thread::sleep_for(50ms);
+    a.reset();
+  });
+  EXPECT_THROW(never.wait(), moss::loop_exit);  // once released, nothing can wake it
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, 50ms);
+  releaser.join();
+}
+
+TEST_F(WithHub, AKeepAliveMustBeTakenOnTheHubsThread) {
+  moss::hub& h = moss::hub::current();
+  std::string what;
+  std::thread([&] { what = message_of([&] { auto k = h.keep_alive(); }); }).join();
+  EXPECT_NE(what.find("hub's own thread"), std::string::npos) << what;
+  what = message_of([] { auto k = stopped_hub()->keep_alive(); });
+  EXPECT_NE(what.find("stopped"), std::string::npos) << what;
 }

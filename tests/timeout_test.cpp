@@ -193,6 +193,32 @@ TEST_F(WithHub, WithTimeoutKillsTheTaskAndThrowsWhenTooSlow) {
   EXPECT_TRUE(moss::all_tasks().empty());
 }
 
+TEST_F(WithHub, WithTimeoutsErrorDoesNotNameTheInternalTask) {
+  try {
+    moss::with_timeout(5ms, [] { moss::sleep(10s); });
+    ADD_FAILURE() << "no timeout";
+  } catch (const moss::timeout_error& e) {
+    std::string what = e.what();
+    EXPECT_EQ(what.find("task-"), std::string::npos) << what;
+    EXPECT_NE(what.find("moss::with_timeout"), std::string::npos) << what;
+  }
+}
+
+// The function ends on its own after the deadline was reached (its wait was
+// woken in the same turn the timer fired): the deadline still wins.
+TEST_F(WithHub, WithTimeoutThrowsWhenTheFunctionSwallowsTheKillAndReturns) {
+  EXPECT_THROW(moss::with_timeout(10ms,
+                                  [] {
+                                    try {
+                                      moss::sleep(10s);
+                                    } catch (const moss::greenlet_exit&) {
+                                      return 1;  // refuses to die
+                                    }
+                                    return 2;
+                                  }),
+               moss::timeout_error);
+}
+
 TEST_F(WithHub, WithTimeoutRethrowsTheFunctionsException) {
   testing::internal::CaptureStderr();
   EXPECT_THROW(moss::with_timeout(1s, []() -> int { throw std::invalid_argument("inner"); }), std::invalid_argument);

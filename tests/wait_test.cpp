@@ -3,6 +3,7 @@
 // "gather of ten", "as_completed printing in completion order" and gevent's
 // spawn/joinall/value.
 #include <moss/moss.hpp>
+#include <moss/timeout.hpp>
 #include <moss/wait.hpp>
 
 #include "leak_check.hpp"
@@ -326,6 +327,38 @@ TEST_F(WithHub, GatherRethrowsTheFirstFailureAtOnceAndLeavesTheOthersRunning) {
   testing::internal::GetCapturedStderr();
   EXPECT_FALSE(slow.ready());
   slow.kill();
+}
+
+// asyncio's wait_for(gather(...)): the gathered tasks are cancelled with it.
+TEST_F(WithHub, AGatherInterruptedByATimeoutKillsItsChildren) {
+  auto a = after(2000, 1ms);
+  auto b = after(3000, 1ms);
+  auto done = after(0);
+  EXPECT_THROW(
+      {
+        moss::timeout limit(20ms);
+        moss::gather(a, b, done);
+      },
+      moss::timeout_error);
+  EXPECT_TRUE(a.killed());  // already unwound when gather's exception arrives
+  EXPECT_TRUE(b.killed());
+  EXPECT_TRUE(done.successful());
+}
+
+TEST_F(WithHub, KillingATaskInGatherSettledKillsWhatItGathers) {
+  std::vector<moss::task<int>> children{after(2000, 1ms), after(3000, 1ms)};
+  auto outer = moss::spawn([&] { moss::gather_settled(children); });
+  moss::sleep(5ms);
+  outer.kill();
+  EXPECT_TRUE(children[0].killed());
+  EXPECT_TRUE(children[1].killed());
+}
+
+TEST_F(WithHub, WithTimeoutAroundGatherCancelsTheGatheredTasks) {
+  std::vector<moss::task<int>> children{after(2000, 1ms), after(3000, 1ms)};
+  EXPECT_THROW(moss::with_timeout(20ms, [&] { return moss::gather(children); }), moss::timeout_error);
+  EXPECT_TRUE(children[0].killed());
+  EXPECT_TRUE(children[1].killed());
 }
 
 TEST_F(WithHub, GatherOfAnEmptyRangeIsAnEmptyVector) {

@@ -50,6 +50,40 @@ class posted_fn final : public posted_call {
 };
 }  // namespace detail
 
+class hub;
+
+// keepalive: held while work is promised to a hub from outside it (another
+// thread will call_threadsafe or spawn_threadsafe; a library will call back
+// through one of them). While any is held, a hub whose greenlets all wait
+// sleeps until something arrives instead of raising moss::loop_exit.
+// Obtained from hub::keep_alive() on the hub's thread; move-only; released
+// by its destructor or reset(), on any thread (from another thread the
+// release reaches the hub as a post). A hub that has stopped ignores it.
+class keepalive {
+ public:
+  keepalive() noexcept = default;
+  keepalive(keepalive&& o) noexcept : h_(std::exchange(o.h_, nullptr)) {}
+  keepalive& operator=(keepalive&& o) noexcept {
+    if (this != &o) {
+      reset();
+      h_ = std::exchange(o.h_, nullptr);
+    }
+    return *this;
+  }
+  keepalive(const keepalive&) = delete;
+  keepalive& operator=(const keepalive&) = delete;
+  ~keepalive() { reset(); }
+
+  // reset() releases the promise now.
+  void reset() noexcept;
+  explicit operator bool() const noexcept { return h_ != nullptr; }
+
+ private:
+  friend class hub;
+  explicit keepalive(hub* h) noexcept : h_(h) {}
+  hub* h_ = nullptr;
+};
+
 class hub {
  public:
   // current() is this thread's hub, created on first use. Throws moss::error
@@ -72,6 +106,17 @@ class hub {
     post(std::make_unique<detail::posted_fn<std::decay_t<F>>>(std::forward<F>(f)), "call_threadsafe");
   }
 
+  // keep_alive() promises that work will reach this hub from elsewhere (see
+  // keepalive above):
+  //
+  //   auto alive = moss::hub::current().keep_alive();
+  //   std::thread producer([&h = moss::hub::current(), &q] { ...
+  //       moss::spawn_threadsafe(h, [&q] { q.put(1); }); });
+  //   q.get();   // waits for the producer instead of raising loop_exit
+  //
+  // Must be called on the hub's own thread; throws moss::error otherwise.
+  [[nodiscard("the promise ends when the keepalive is destroyed; keep it in a variable")]] keepalive keep_alive();
+
   // stopped() is true once the hub's thread has shut it down.
   bool stopped() const noexcept;
 
@@ -90,6 +135,7 @@ class hub {
  private:
   friend class detail::hub_core;
   friend class detail::inbox;
+  friend class keepalive;
   hub(detail::hub_core& core, detail::inbox& box) noexcept : core_(&core), inbox_(box) {}
   detail::hub_core* core_;  // null once stopped; read only on the hub's thread
   detail::inbox& inbox_;

@@ -9,6 +9,7 @@
 // waits for signals rather than report loop_exit.
 #pragma once
 
+#include <csignal>  // SIGINT, SIGTERM...: what callers pass
 #include <functional>
 #include <memory>
 #include <type_traits>

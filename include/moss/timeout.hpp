@@ -30,10 +30,14 @@ namespace moss {
 class timeout {
  public:
   // timeout(d) starts counting now. A zero or negative d has already expired.
+  // Both constructors are [[nodiscard]]: `moss::timeout(50ms);` would make a
+  // temporary that is cancelled at the end of the statement.
   template <class Rep, class Period>
+  [[nodiscard("a temporary moss::timeout is cancelled at once; name it: moss::timeout t(...)")]]
   explicit timeout(std::chrono::duration<Rep, Period> d)
       : timeout(detail::deadline_after(d), std::chrono::duration_cast<std::chrono::nanoseconds>(d)) {}
   // timeout(deadline) expires at a steady_clock time point.
+  [[nodiscard("a temporary moss::timeout is cancelled at once; name it: moss::timeout t(...)")]]
   explicit timeout(detail::time_point deadline);
   // ~timeout() cancels it, and withdraws its timeout_error if that was
   // raised but not yet delivered (the greenlet never blocked again).
@@ -67,12 +71,14 @@ class timeout {
 };
 
 namespace detail {
-[[noreturn]] void throw_with_timeout_expired(const task_base& t, std::chrono::nanoseconds d);
+[[noreturn]] void throw_with_timeout_expired(std::chrono::nanoseconds d);
 }
 
 // with_timeout() runs f() in a task and waits at most d for it. On time it
 // returns f's value (or rethrows its exception); otherwise it kills the task,
-// waits for it to unwind and throws moss::timeout_error. If the caller is
+// waits for it to unwind and throws moss::timeout_error, even if f returned
+// a value after all (it caught the kill, or C code inside it got ECANCELED
+// from a hooked call and returned normally). If the caller is
 // interrupted while waiting (killed, an outer timeout), the task is killed
 // too before the exception goes on.
 template <class Rep, class Period, class F>
@@ -92,7 +98,7 @@ auto with_timeout(std::chrono::duration<Rep, Period> d, F&& f) -> detail::spawn_
   }
   if (!finished) {
     t.kill();
-    if (!t.successful()) detail::throw_with_timeout_expired(*t.base_ptr(), std::chrono::duration_cast<std::chrono::nanoseconds>(d));
+    detail::throw_with_timeout_expired(std::chrono::duration_cast<std::chrono::nanoseconds>(d));
   }
   if constexpr (std::is_void_v<detail::spawn_result_t<F>>) {
     t.get();

@@ -8,7 +8,11 @@
 //
 // "Finished" here means what join() means: the task's result is stored and its
 // done callbacks have run. Nothing in this file cancels a task except killall
-// and a gather that is itself interrupted. Waiting for the calling task
+// and a gather (or gather_settled) that is itself interrupted: killed, or
+// timed out by a moss::timeout or with_timeout around it, it kills the tasks
+// it gathers and waits for them to unwind before the exception goes on
+// (asyncio's wait_for(gather(...))). A task failing does not cancel the
+// others. Waiting for the calling task
 // itself is a moss::error (it could never finish while you wait for it).
 //
 // Each function takes a range of task<R> (or task_ref) and gives back the same
@@ -290,7 +294,8 @@ as_completed_range<task_ref> as_completed(std::initializer_list<task_ref> tasks,
 // (asyncio.gather): a tuple for separate tasks, a vector for a range. A task
 // returning void contributes a std::monostate. The first task to fail (or be
 // killed) makes gather rethrow its exception at once; the others keep
-// running. Values are copied out, so each task<R> must have a copyable R.
+// running. If the caller is interrupted while gather waits, the tasks are
+// killed (see the top of this file). Values are copied out, so each task<R> must have a copyable R.
 // gather of an empty range returns an empty vector.
 template <class... R>
   requires(sizeof...(R) > 0)
@@ -340,7 +345,8 @@ class settled {
 };
 
 // gather_settled() waits for every task to finish, whatever the outcome, and
-// returns a settled<value> per task in argument order.
+// returns a settled<value> per task in argument order. Interrupted, it kills
+// the tasks as gather does.
 template <class... R>
   requires(sizeof...(R) > 0)
 std::tuple<settled<detail::task_value_t<task<R>>>...> gather_settled(const task<R>&... tasks) {

@@ -67,3 +67,29 @@ TEST_F(WithCurl, ARefusedConnectionIsCurlsUsualError) {
   auto t = moss::spawn([&] { return get("http://127.0.0.1:" + std::to_string(port) + "/", &status); });
   EXPECT_NE(t.get().find("curl error"), std::string::npos);
 }
+
+// A timeout that lands while curl waits inside a hooked call: curl sees its
+// usual error, and the timeout still holds for the caller.
+TEST_F(WithCurl, WithTimeoutAroundACurlGetOfASlowPageThrowsTimeoutError) {
+  moss_test::http_server server(3s);
+  long status = 0;
+  std::string body;
+  auto t0 = clk::now();
+  EXPECT_THROW(body = moss::with_timeout(300ms, [&] { return get(server.url("/slow"), &status); }), moss::timeout_error)
+      << "returned \"" << body << "\"";
+  auto took = clk::now() - t0;
+  EXPECT_GE(took, 300ms);
+  EXPECT_LT(took, 1500ms);
+}
+
+TEST_F(WithCurl, AKillInsideCurlLeavesTheTaskKilled) {
+  moss_test::http_server server(3s);
+  long status = 0;
+  auto t = moss::spawn([&] { return get(server.url("/slow"), &status); });
+  moss::sleep(100ms);
+  auto t0 = clk::now();
+  t.kill();
+  EXPECT_LT(clk::now() - t0, 1s);
+  EXPECT_TRUE(t.killed());
+  EXPECT_FALSE(t.successful());
+}

@@ -1,8 +1,10 @@
 // io_hook_test: plain blocking POSIX socket code becomes concurrent in a
 // program linked with libmoss_patch.
+#include <moss/detail/greenlet_impl.hpp>
 #include <moss/moss.hpp>
 
 #include "leak_check.hpp"
+#include "patch/hooks.hpp"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -221,6 +223,110 @@ TEST_F(WithHub, AKillInsideAHookedReadReturnsEcanceled) {
   EXPECT_EQ(err, ECANCELED);
   close(sv[0]);
   close(sv[1]);
+}
+
+TEST_F(WithHub, AKilledTaskThatReturnsWithoutWaitingAgainEndsKilled) {
+  int sv[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+  int err = 0;
+  auto t = moss::spawn([&] {
+    char c;
+    ssize_t r = read(sv[0], &c, 1);  // the kill lands here
+    err = errno;
+    return r;                        // and the C code returns without waiting again
+  });
+  moss::yield();
+  t.kill();
+  EXPECT_EQ(err, ECANCELED);
+  EXPECT_TRUE(t.killed());
+  EXPECT_FALSE(t.successful());
+  EXPECT_THROW(t.get(), moss::greenlet_exit);
+  close(sv[0]);
+  close(sv[1]);
+}
+
+// A C loop that retries whatever fails must not pin the hub after a kill:
+// each later hooked call that would wait fails again, but lets the others
+// run first.
+TEST_F(WithHub, ACRetryLoopAfterAKillFailsEveryWaitButLetsOthersRun) {
+  int sv[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+  long ticks = 0;
+  bool stop = false;
+  auto ticker = moss::spawn([&] {
+    while (!stop) {
+      ++ticks;
+      moss::yield();
+    }
+  });
+  int failures = 0, other_errors = 0;
+  long ticks_at_first_failure = -1, ticks_at_last = -1;
+  auto t = moss::spawn([&] {
+    char c;
+    for (int i = 0; i < 200; ++i) {
+      if (read(sv[0], &c, 1) == -1 && errno == ECANCELED) ++failures;
+      else ++other_errors;
+      if (i == 0) ticks_at_first_failure = ticks;
+    }
+    ticks_at_last = ticks;
+  });
+  moss::sleep(5ms);
+  t.kill();
+  stop = true;
+  ticker.join();
+  EXPECT_EQ(failures, 200);
+  EXPECT_EQ(other_errors, 0);
+  EXPECT_GE(ticks_at_last - ticks_at_first_failure, 150) << "the retry loop ran without letting the ticker run";
+  EXPECT_TRUE(t.killed());
+  close(sv[0]);
+  close(sv[1]);
+}
+
+TEST_F(WithHub, AFiredTimeoutFailsHookedWaitsWithEtimedoutUntilItsScopeEnds) {
+  int sv[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+  char c;
+  auto t0 = clk::now();
+  {
+    moss::timeout limit(30ms);
+    EXPECT_EQ(read(sv[0], &c, 1), -1);
+    EXPECT_EQ(errno, ETIMEDOUT);
+    EXPECT_GE(clk::now() - t0, 25ms);
+    EXPECT_EQ(read(sv[0], &c, 1), -1);  // still inside the expired scope
+    EXPECT_EQ(errno, ETIMEDOUT);
+  }
+  // Out of the scope the timeout is withdrawn: calls wait and work again.
+  auto writer = moss::spawn([&] {
+    moss::sleep(10ms);
+    ASSERT_EQ(write(sv[1], "x", 1), 1);
+  });
+  EXPECT_EQ(read(sv[0], &c, 1), 1);
+  EXPECT_EQ(c, 'x');
+  writer.join();
+  moss::sleep(1ms);  // no stale timeout_error is raised
+  close(sv[0]);
+  close(sv[1]);
+}
+
+// What C code sees for each exception that can end a hooked wait.
+TEST_F(WithHub, OnlyATimeoutErrorBecomesEtimedout) {
+  auto t = moss::spawn([] {
+    using moss::patch::interrupted;
+    moss::detail::greenlet_impl* self = moss::detail::current_impl();
+    EXPECT_EQ(interrupted(std::make_exception_ptr(moss::timeout_error("t"))), ETIMEDOUT);
+    self->pending_ = nullptr;
+    EXPECT_EQ(interrupted(std::make_exception_ptr(moss::greenlet_exit{})), ECANCELED);
+    self->pending_ = nullptr;
+    EXPECT_EQ(interrupted(std::make_exception_ptr(moss::loop_exit{})), EDEADLK);
+    EXPECT_FALSE(self->pending_) << "loop_exit concerns that wait only";
+    EXPECT_EQ(interrupted(std::make_exception_ptr(moss::error("some other failure"))), ECANCELED);
+    self->pending_ = nullptr;
+    EXPECT_EQ(interrupted(std::make_exception_ptr(std::bad_alloc())), ENOMEM);
+    EXPECT_FALSE(self->pending_) << "an error of the call itself is not re-raised later";
+    self->pending_ = nullptr;
+  });
+  t.join();
+  EXPECT_TRUE(t.successful());
 }
 
 TEST_F(WithHub, InvalidFdsGiveTheRealErrors) {
