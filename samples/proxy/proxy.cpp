@@ -8,6 +8,9 @@
 // a moss::timeout; idleness (no byte moved either way, whether because
 // nobody sends or because a peer stopped reading) by the deadlines given to
 // wait_readable and wait_writable.
+// A reset is passed on as a reset: when one side resets the connection, the
+// other is closed with SO_LINGER 0 and never sent a FIN, so a client can
+// tell a truncated stream from a complete one (a clean end of file).
 // --max-connections is a moss::semaphore taken before accept: past the
 // limit new clients wait in the kernel's listen backlog until one finishes.
 #include <moss/moss.hpp>
@@ -36,7 +39,9 @@ constexpr const char* usage_text =
     "\n"
     "Forwards every TCP connection made to the listening port to the upstream\n"
     "address, copying bytes both ways. When one side closes its output the\n"
-    "other is told (shutdown SHUT_WR), so half-closed connections work.\n"
+    "other is told (shutdown SHUT_WR), so half-closed connections work. When\n"
+    "one side resets the connection the other is reset too (SO_LINGER 0), so\n"
+    "a truncated stream never ends like a complete one.\n"
     "\n"
     "  --listen [HOST:]PORT    where to listen (HOST defaults to 127.0.0.1; PORT 0\n"
     "                          picks a free one)\n"
@@ -201,6 +206,21 @@ int connect_upstream(const options& o, std::string* why) {
   return -1;
 }
 
+// session: what the two directions of one proxied connection share.
+struct session {
+  clk::time_point last_activity = clk::now();
+  bool reset = false;  // one side was reset and the other is being aborted
+};
+
+// abort_side() makes the closing of fd send a reset and no FIN (SO_LINGER
+// 0), and wakes whatever waits to read it (shutdown SHUT_RD sends nothing
+// to the peer): the pump reading it returns, and serve() then closes it.
+void abort_side(int fd) {
+  linger l{1, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+  ::shutdown(fd, SHUT_RD);
+}
+
 // wait_for() waits until fd is ready (readable, or writable when `out`),
 // or, with an idle limit, until no byte has moved either way for that long.
 // False when idle or on error.
@@ -217,20 +237,29 @@ bool wait_for(int fd, bool out, const clk::time_point* last_activity, clk::durat
 }
 
 // pump() copies from -> to until from's EOF (then tells `to` with
-// SHUT_WR), an error, or idleness (then ends both directions). A peer that
-// stops reading stalls the copy, which then counts as idle too.
-void pump(int from, int to, clk::time_point* last_activity, double idle_seconds) {
+// SHUT_WR), a reset of either side (then aborts the other), another error,
+// or idleness (then ends both directions). A peer that stops reading stalls
+// the copy, which then counts as idle too. Once a reset is being passed on,
+// a pump only returns: a FIN sent now would make the truncation look whole.
+void pump(int from, int to, session* shared, double idle_seconds) {
   const auto idle = std::chrono::duration_cast<clk::duration>(std::chrono::duration<double>(idle_seconds));
+  clk::time_point* last_activity = &shared->last_activity;
   char buf[16384];
   for (;;) {
     if (!wait_for(from, false, last_activity, idle)) break;
+    if (shared->reset) return;
     ssize_t n = moss::io::recv(from, buf, sizeof buf, MSG_DONTWAIT);
     if (n == 0) {
-      ::shutdown(to, SHUT_WR);
+      if (!shared->reset) ::shutdown(to, SHUT_WR);
       return;
     }
     if (n < 0) {
       if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK) continue;
+      if (errno == ECONNRESET && !shared->reset) {
+        shared->reset = true;
+        abort_side(to);
+        return;
+      }
       break;
     }
     *last_activity = clk::now();
@@ -243,13 +272,19 @@ void pump(int from, int to, clk::time_point* last_activity, double idle_seconds)
       } else if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
         ok = wait_for(to, true, last_activity, idle);
       } else {
+        if (w < 0 && errno == ECONNRESET && !shared->reset) {
+          shared->reset = true;
+          abort_side(from);
+          return;
+        }
         ok = false;
       }
     }
     if (!ok) break;
   }
-  // Idle, reset or broken: end both directions, which also wakes the other
-  // pump (its recv sees EOF, its send fails).
+  if (shared->reset) return;
+  // Idle or broken: end both directions, which also wakes the other pump
+  // (its recv sees EOF, its send fails).
   ::shutdown(from, SHUT_RDWR);
   ::shutdown(to, SHUT_RDWR);
 }
@@ -267,13 +302,13 @@ void serve(int client_fd, const options& o, moss::semaphore& slots) {
                  why.c_str());
     return;
   }
-  clk::time_point last = clk::now();
-  auto back = moss::spawn(pump, upstream.fd, client.fd, &last, o.idle);
+  session shared;
+  auto back = moss::spawn(pump, upstream.fd, client.fd, &shared, o.idle);
   try {
-    pump(client.fd, upstream.fd, &last, o.idle);
+    pump(client.fd, upstream.fd, &shared, o.idle);
     back.join();
   } catch (...) {
-    back.kill();  // it uses our fds and `last`: it must end before they do
+    back.kill();  // it uses our fds and `shared`: it must end before they do
     throw;
   }
 }

@@ -151,6 +151,39 @@ TEST_F(WithHub, AClientThatStopsReadingIsClosedAtTheIdleTimeout) {
   close(fd);
 }
 
+TEST_F(WithHub, AnUpstreamResetReachesTheClientAsAReset) {
+  // An upstream that sends part of an answer, then resets the connection.
+  int up_port = 0;
+  int up = listen_any(&up_port);
+  ASSERT_GE(up, 0);
+  std::thread upstream_thread([up] {
+    int c = accept4(up, nullptr, nullptr, SOCK_CLOEXEC);
+    if (c < 0) return;
+    send_all(c, "partial");
+    std::this_thread::sleep_for(100ms);  // the proxy forwards it before the reset
+    linger l{1, 0};
+    setsockopt(c, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+    close(c);
+  });
+  int port = 0;
+  auto p = start({"0", "127.0.0.1:" + std::to_string(up_port)}, &port);
+  ASSERT_GT(port, 0);
+  int fd = connect_to(port);
+  ASSERT_GE(fd, 0);
+  EXPECT_EQ(recv_n(fd, 7), "partial");
+  // Then the reset, not the end of file a complete answer ends with.
+  char c;
+  errno = 0;
+  ssize_t r = recv(fd, &c, 1, 0);
+  EXPECT_EQ(r, -1);
+  EXPECT_EQ(errno, ECONNRESET) << std::strerror(errno);
+  close(fd);
+  upstream_thread.join();
+  close(up);
+  p->signal(SIGTERM);
+  EXPECT_EQ(p->exit_code(), 0);
+}
+
 TEST_F(WithHub, ARefusedUpstreamClosesTheClientAndSaysSoOnOneLine) {
   int dead = free_port();
   ASSERT_LT(connect_to(dead), 0) << "port " << dead << " was meant to be closed";
