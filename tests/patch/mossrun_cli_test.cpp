@@ -5,6 +5,8 @@
 // WithStubLibrary copies mossrun into a temporary directory beside a stub
 // libmoss_preload.so (mossrun_stub_preload.cpp), so those cases test the
 // launcher alone; the InBuildTree cases run the real mossrun and library.
+// MOSSRUN_UNDER_TEST=path makes the cases that copy mossrun copy that one
+// instead of the one built beside this test.
 #include <gtest/gtest.h>
 
 #include <cerrno>
@@ -106,6 +108,11 @@ constexpr fs::perms rwxr_xr_x = fs::perms::owner_all | fs::perms::group_read | f
 constexpr fs::perms rw_r__r__ = fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read |
                                 fs::perms::others_read;
 
+std::string mossrun_under_test() {
+  const char* path = std::getenv("MOSSRUN_UNDER_TEST");
+  return path != nullptr ? path : MOSSRUN;
+}
+
 // ---- fixtures -----------------------------------------------------------------
 
 // WithTempDir gives each case a fresh directory, removed afterwards.
@@ -128,7 +135,7 @@ class WithStubLibrary : public WithTempDir {
     WithTempDir::SetUp();
     mossrun_ = (dir_ / "mossrun").string();
     lib_ = (dir_ / "libmoss_preload.so").string();
-    fs::copy_file(MOSSRUN, mossrun_);
+    fs::copy_file(mossrun_under_test(), mossrun_);
     fs::permissions(mossrun_, rwxr_xr_x);
     fs::copy_file(MOSSRUN_STUB_PRELOAD, lib_);
   }
@@ -309,7 +316,7 @@ TEST_F(WithStubLibrary, MossrunUnderMossrunPreloadsOnce) {
 TEST_F(WithTempDir, MissingLibraryIsExit2) {
   if (fs::exists(MOSS_PRELOAD_INSTALLED)) GTEST_SKIP() << "moss is installed at " << MOSS_PRELOAD_INSTALLED;
   std::string lonely = (dir_ / "mossrun").string();
-  fs::copy_file(MOSSRUN, lonely);
+  fs::copy_file(mossrun_under_test(), lonely);
   fs::permissions(lonely, rwxr_xr_x);
   outcome r = run(lonely, {"true"});
   EXPECT_TRUE(r.exited_with(2));
