@@ -2,14 +2,19 @@
 #include "hub.hpp"
 
 #include "stack.hpp"
+#include "sys.hpp"
 
 #include <moss/detail/waiter.hpp>
 #include <moss/error.hpp>
 
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
+#include <mutex>
 #include <string>
 #include <utility>
+
+#include <pthread.h>
 
 namespace moss::detail {
 
@@ -38,6 +43,7 @@ struct hub_holder {
     t->hub_destroyed = true;
     core->box().close();  // other threads' posts now fail instead of waiting forever
     if (t->current != t->root) return;  // exiting from inside a greenlet: leave it all
+    if (hub_core::keep_tasks_at_exit) return;
     core->shutdown();
     t->hub = nullptr;
     delete core;
@@ -57,6 +63,7 @@ hub_core::hub_core(thread_state& t) : thread_(t), box_(new inbox(*this)) {
 }
 
 hub_core::~hub_core() {
+  retire_slots();
   box_->close();
   box_->facade().core_ = nullptr;  // the inbox and facade live on, closed
   // Entries still queued (tasks killed before they ever ran) each hold a
@@ -72,6 +79,29 @@ hub_core::~hub_core() {
   hub_g_->unref();
   monitor_detach(thread_.beat);
   thread_.beat = nullptr;
+}
+
+void hub_core::set_slot(slot_kind k, hub_slot* s) noexcept {
+  int i = static_cast<int>(k);
+  slots_[i] = s;
+  for (int j = 0; j < slots_made_; ++j)
+    if (made_[j] == k) return;
+  made_[slots_made_++] = k;
+}
+
+void hub_core::retire_slot(slot_kind k) noexcept {
+  hub_slot* s = std::exchange(slots_[static_cast<int>(k)], nullptr);
+  for (int j = 0; j < slots_made_; ++j) {
+    if (made_[j] != k) continue;
+    for (int m = j + 1; m < slots_made_; ++m) made_[m - 1] = made_[m];
+    --slots_made_;
+    break;
+  }
+  if (s != nullptr) s->retire();
+}
+
+void hub_core::retire_slots() noexcept {
+  while (slots_made_ > 0) retire_slot(made_[slots_made_ - 1]);
 }
 
 hub_core* hub_core::current_if_any() noexcept {
@@ -96,6 +126,7 @@ hub_core& hub_core::create() {
   t.beat = beat;
   t.hub = core;
   holder.core = core;
+  install_fork_handlers();
   return *core;
 }
 
@@ -173,6 +204,12 @@ void hub_core::deliver_loop_exit() {
   else
     for (greenlet_impl* g = tasks_; g != nullptr && victim == nullptr; g = g->hub_next_)
       if (g->parked_on_ != nullptr) victim = g;
+  if (victim == nullptr && thread_.root->owner_ == &forked_away_thread()) {
+    // A forked child whose forking greenlet was not the main one: that
+    // greenlet, and whatever it spawned, has finished. As for a process
+    // whose last thread returns, the child exits with status 0.
+    std::exit(0);
+  }
   if (victim == nullptr) {
     std::fputs("moss: internal error: the hub has nothing to run and nobody waits\n", stderr);
     std::abort();
@@ -201,6 +238,108 @@ void hub_core::shutdown() {
     stopping_ = true;
     resume(hub_g_);  // the loop returns; the hub greenlet finishes back here
   }
+}
+
+// ---- fork ------------------------------------------------------------------
+
+thread_state& forked_away_thread() noexcept {
+  // Never a thread's state: no hub, nothing current. Greenlets left behind
+  // by a fork are parked here for good.
+  static constinit thread_state nowhere{};
+  return nowhere;
+}
+
+void hub_core::after_fork_in_child() noexcept {
+  // 1. A poller of our own; the parent keeps the old one.
+  events.after_fork();
+
+  // 2. Leave behind every greenlet that would otherwise be resumed by the
+  // hub: those in the ready queue (woken, yielded, spawned and not
+  // started), those parked in a waiter (the main greenlet included), and
+  // tasks not started yet. The running greenlet stays, and so do greenlets
+  // suspended by an explicit switch: only it can switch to them. Left-behind
+  // greenlets keep their memory and references (nothing of theirs is freed
+  // or unwound in the child, as for threads that do not exist after fork).
+  greenlet_impl* self = thread_.current;
+  thread_state& away = forked_away_thread();
+  std::size_t parked_left = 0;
+  auto leave = [&](greenlet_impl* g) noexcept {
+    if (g->parked_on_ != nullptr) {
+      g->parked_on_->forget();  // out of its waiter list, its deadline disarmed
+      g->parked_on_ = nullptr;
+      ++parked_left;
+    }
+    // A task not started, should its start timer fire: the hub skips it.
+    if (g->state_ == greenlet_impl::state::fresh) g->state_ = greenlet_impl::state::dead;
+    g->owner_ = &away;
+  };
+  while (greenlet_impl* g = ready_head_) {
+    ready_head_ = g->next_ready_;
+    g->next_ready_ = nullptr;
+    g->in_ready_queue_ = false;
+    bool runnable = g->scheduled_ && g->state_ != greenlet_impl::state::dead;
+    g->scheduled_ = false;
+    if (runnable && g != self && g != hub_g_) leave(g);  // keeps the queue's reference: never freed
+    else g->unref();
+  }
+  ready_tail_ = nullptr;
+  for (greenlet_impl* g = tasks_; g != nullptr;) {
+    greenlet_impl* next = g->hub_next_;
+    if (g != self && (g->owner_ == &away || g->parked_on_ != nullptr || g->state_ == greenlet_impl::state::fresh)) {
+      if (g->owner_ != &away) leave(g);
+      g->ref();  // the list's reference stays taken: never freed
+      untrack(g);
+    }
+    g = next;
+  }
+  if (thread_.root != self && thread_.root->parked_on_ != nullptr) leave(thread_.root);
+  parked = parked > parked_left ? parked - parked_left : 0;
+  last_parked = nullptr;
+
+  // 3. The slots, in the order they were made; each forgets the old
+  // poller and gives back the keepalive its left-behind waiters held.
+  std::size_t lost = threadpool_waits_at_fork();
+  for (int j = 0; j < slots_made_; ++j)
+    if (hub_slot* s = slots_[static_cast<int>(made_[j])]) lost += s->after_fork();
+  keepalive = keepalive > lost ? keepalive - lost : 0;
+}
+
+namespace {
+
+// The pid after_fork_in_child() last ran for (0: never).
+constinit std::atomic<long> rebuilt_for{0};
+
+void on_prepare() noexcept {
+  threadpool_at_fork(fork_phase::prepare);
+  dns_at_fork(fork_phase::prepare);
+  signals_at_fork(fork_phase::prepare);
+  fd_table_at_fork(fork_phase::prepare);
+}
+
+void on_parent() noexcept {
+  fd_table_at_fork(fork_phase::parent);
+  signals_at_fork(fork_phase::parent);
+  dns_at_fork(fork_phase::parent);
+  threadpool_at_fork(fork_phase::parent);
+}
+
+}  // namespace
+
+void after_fork_in_child() noexcept {
+  long pid = sys::call(SYS_getpid);
+  if (rebuilt_for.exchange(pid, std::memory_order_relaxed) == pid) return;
+  threadpool_at_fork(fork_phase::child);
+  dns_at_fork(fork_phase::child);
+  signals_at_fork(fork_phase::child);
+  fd_table_at_fork(fork_phase::child);
+  inboxes_at_fork(fork_phase::child);
+  thread_state* t = this_thread_if_any();
+  if (t != nullptr && t->hub != nullptr) t->hub->after_fork_in_child();
+}
+
+void install_fork_handlers() noexcept {
+  static std::once_flag once;
+  std::call_once(once, [] { pthread_atfork(&on_prepare, &on_parent, &after_fork_in_child); });
 }
 
 }  // namespace moss::detail

@@ -31,12 +31,30 @@ class fd_handler {
   ~fd_handler() = default;
 };
 
-// hub_extension: per-hub state of a layer above the hub (the dns layer's
-// c-ares channel). Destroyed with the hub: after its tasks have been reaped,
-// before its poller and timers.
-class hub_extension {
+// hub_slot: per-hub state of a layer above the hub — the io layer's fd
+// table, the dns layer's c-ares channels, the signal pipe. The hub owns them
+// all (libdill's per-thread context is the model): each is made lazily by its
+// layer (set_slot), and retired by the hub in the reverse order of creation,
+// after the hub's tasks have been reaped and before its poller and timers.
+// In a forked child each is rebuilt, in the order of creation, after the
+// poller (see after_fork_in_child).
+enum class slot_kind : unsigned char { io, dns, signals };
+inline constexpr int slot_kinds = 3;
+
+class hub_slot {
  public:
-  virtual ~hub_extension() = default;
+  virtual ~hub_slot() = default;
+  // retire() ends the slot when its hub goes; deletes it unless something
+  // still uses it (the fd table while greenlets nobody will resume are
+  // parked on its records: then it leaks).
+  virtual void retire() noexcept { delete this; }
+  // after_fork() runs in a forked child, on the forking thread, once the hub
+  // has its new poller and the greenlets left behind are marked (their
+  // owner_ is forked_away_thread()). The slot must forget its registrations
+  // with the old poller without touching it (the parent still uses it) and
+  // close its copies of fds the parent keeps using. Returns how much of the
+  // hub's keepalive was held by greenlets left behind.
+  virtual std::size_t after_fork() noexcept { return 0; }
 };
 
 // inbox: the hub's cross-thread queue (lib/threadsafe.cpp). Other threads
@@ -77,6 +95,11 @@ class inbox {
   void take() noexcept;
   // close() rejects further posts and deletes the nodes still queued.
   void close() noexcept;
+  // after_fork() is for a forked child (inboxes_at_fork): the forking
+  // thread's hub keeps its inbox, emptied (what was posted before the fork
+  // is dropped unrun: its senders do not exist here); any other hub's inbox
+  // is closed and its poller's fds closed, leaving what it held untouched.
+  void after_fork(bool mine) noexcept;
 
  private:
   // head_ holds this value once closed; never dereferenced.
@@ -146,6 +169,11 @@ class hub_core {
   // Called at thread exit (and by moss::run) to kill what is left; installed
   // by the task layer.
   static inline void (*reap_tasks)(hub_core&) = nullptr;
+  // keep_tasks_at_exit: set by a layer that runs a whole program's threads
+  // as tasks (the preload's green pthreads). There exit() ends every thread
+  // at once, as POSIX says: unfinished tasks are left as they are, not
+  // killed and unwound.
+  static inline bool keep_tasks_at_exit = false;
 
   greenlet_impl* hub_greenlet() const noexcept { return hub_g_; }
   thread_state& thread() const noexcept { return thread_; }
@@ -167,12 +195,22 @@ class hub_core {
   std::size_t keepalive = 0;
   std::size_t parked = 0;     // greenlets inside waiter::wait()
   greenlet_impl* last_parked = nullptr;
-  // The dns layer's state (lib/resolver_ares.cpp), made on first lookup.
-  // Declared after timers and events, so it is destroyed before them.
-  std::unique_ptr<hub_extension> dns;
+  // slot() is a layer's per-hub state, or null before the layer's first use
+  // (and after the hub retired its slots). set_slot() installs one made by
+  // the layer; the hub owns it from then on.
+  hub_slot* slot(slot_kind k) const noexcept { return slots_[static_cast<int>(k)]; }
+  void set_slot(slot_kind k, hub_slot* s) noexcept;
+  // retire_slot() retires one slot now (a layer that no longer needs it).
+  void retire_slot(slot_kind k) noexcept;
 
   // shutdown() stops the loop; called from the thread's main greenlet.
   void shutdown();
+
+  // after_fork_in_child() rebuilds this hub in a forked child (called by
+  // detail::after_fork_in_child on the forking thread): a new poller and
+  // wake fd, an empty inbox, every slot rebuilt; the greenlets that were
+  // parked, ready or not yet started are left behind: never resumed here.
+  void after_fork_in_child() noexcept;
 
  private:
   friend class loop_greenlet;
@@ -199,6 +237,7 @@ class hub_core {
     return nullptr;
   }
   static void on_event(void* ctx, void* tag, std::uint32_t events) noexcept;
+  void retire_slots() noexcept;
 
   thread_state& thread_;
   greenlet_impl* hub_g_ = nullptr;
@@ -209,6 +248,51 @@ class hub_core {
   greenlet_impl* tasks_ = nullptr;
   std::size_t task_count_ = 0;
   inbox* box_;
+  hub_slot* slots_[slot_kinds] = {};
+  slot_kind made_[slot_kinds] = {};  // the order slots were made in
+  int slots_made_ = 0;
 };
+
+// ---- fork ------------------------------------------------------------------
+//
+// fork() from a greenlet: the child gets a hub of its own, rebuilt from the
+// copy it inherited, and only the greenlet that forked (plus greenlets
+// suspended by explicit switches, which only it can resume). The parent is
+// untouched: the child never touches the parent's epoll instance or wake fd,
+// only closes its own copies.
+//
+// The handlers are registered with pthread_atfork when the first hub (or the
+// thread pool) is made: prepare takes the library's process-wide locks,
+// parent releases them, child resets them and calls after_fork_in_child().
+
+// after_fork_in_child() makes the calling thread's hub usable in a forked
+// child: process-wide state first (locks, registries, the thread pool,
+// other threads' hubs, which do not exist here), then this thread's hub.
+// Idempotent per process: a second call in the same child does nothing.
+// Runs from the atfork child handler; a layer that forks by other means
+// (a raw clone) must call it in the child before anything else of moss.
+void after_fork_in_child() noexcept;
+
+// install_fork_handlers() registers the atfork handlers once per process.
+void install_fork_handlers() noexcept;
+
+// forked_away_thread() is the owner_ of every greenlet left behind in a
+// forked child: a thread that does not exist in this process, so a switch
+// to one, or a join or kill of its task, fails as for another thread's.
+thread_state& forked_away_thread() noexcept;
+
+// Each layer's process-wide part of a fork, called in this order by the
+// handlers in hub.cpp: prepare (take its locks), parent (release them),
+// child (reset them; forget other threads' hubs).
+enum class fork_phase { prepare, parent, child };
+void threadpool_at_fork(fork_phase p) noexcept;  // lib/threadpool.cpp
+void dns_at_fork(fork_phase p) noexcept;         // lib/dns.cpp
+void signals_at_fork(fork_phase p) noexcept;     // lib/signal.cpp
+void fd_table_at_fork(fork_phase p) noexcept;    // lib/fd_table.cpp
+void inboxes_at_fork(fork_phase p) noexcept;     // lib/threadsafe.cpp
+// threadpool_waits_at_fork() is how many run_in_thread waits of this
+// thread's hub were in progress at the fork (each holds a keepalive; their
+// jobs do not exist in the child).
+std::size_t threadpool_waits_at_fork() noexcept;
 
 }  // namespace moss::detail

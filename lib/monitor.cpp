@@ -1,6 +1,8 @@
 // monitor.cpp: MOSS_MONITOR_MS (see monitor.hpp).
 #include "monitor.hpp"
 
+#include "native_thread.hpp"
+
 #include "parse_count.hpp"
 #include "sys.hpp"
 
@@ -13,7 +15,7 @@
 #include <cstdlib>
 #include <mutex>
 #include <string>
-#include <thread>
+#include <system_error>
 
 #include <pthread.h>
 #include <sys/syscall.h>
@@ -76,13 +78,9 @@ void start() {
   sigset_t all_signals, old;
   sigfillset(&all_signals);
   pthread_sigmask(SIG_SETMASK, &all_signals, &old);
-  try {
-    std::thread(&watch).detach();
-  } catch (...) {
-    pthread_sigmask(SIG_SETMASK, &old, nullptr);
-    throw;
-  }
+  int r = start_native_thread([](void*) { watch(); }, nullptr);
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  if (r != 0) throw std::system_error(r, std::generic_category(), "moss: cannot start the monitor thread");
 }
 
 }  // namespace

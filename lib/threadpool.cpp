@@ -12,6 +12,7 @@
 #include <moss/threadpool.hpp>
 
 #include "hub.hpp"
+#include "native_thread.hpp"
 #include "parse_count.hpp"
 
 #include <moss/detail/waiter.hpp>
@@ -26,6 +27,7 @@
 #include <string>
 #include <system_error>
 #include <thread>
+#include <utility>
 
 #include <pthread.h>
 
@@ -57,7 +59,7 @@ class pool {
  public:
   pool() : size_(initial_size()) {
     instance = this;
-    pthread_atfork(&before_fork, &after_fork_parent, &after_fork_child);
+    install_fork_handlers();  // threadpool_at_fork
   }
 
   std::size_t size() {
@@ -103,17 +105,23 @@ class pool {
  private:
   // A forked child has only the thread that forked: the pool's threads are
   // gone, and its lock and condition variable may hold their state. The
-  // child starts over with fresh ones and no threads; jobs still queued run
-  // once the next job starts a thread. (A job that was running at the fork
-  // never finishes in the child.)
+  // child starts over with fresh ones, no threads and no jobs: those queued
+  // or running at the fork were submitted by greenlets that the child's hub
+  // left behind (a job never runs twice, once in each process).
+  friend void moss::detail::threadpool_at_fork(fork_phase p) noexcept;
   static inline pool* instance = nullptr;
-  static void before_fork() noexcept { instance->m_.lock(); }
-  static void after_fork_parent() noexcept { instance->m_.unlock(); }
-  static void after_fork_child() noexcept {
-    new (&instance->m_) std::mutex;
-    new (&instance->cv_) std::condition_variable;
-    instance->threads_ = 0;
-    instance->idle_ = 0;
+  void at_fork(fork_phase p) noexcept {
+    switch (p) {
+      case fork_phase::prepare: m_.lock(); return;
+      case fork_phase::parent: m_.unlock(); return;
+      case fork_phase::child: break;
+    }
+    new (&m_) std::mutex;
+    new (&cv_) std::condition_variable;
+    threads_ = 0;
+    idle_ = 0;
+    head_ = tail_ = nullptr;  // the jobs are left to their waiters, never run
+    queued_ = 0;
   }
 
   static std::size_t initial_size() {
@@ -137,11 +145,7 @@ class pool {
 
   // Called with m_ held.
   bool start_thread() noexcept {
-    try {
-      std::thread(&pool::work, this).detach();
-    } catch (const std::system_error&) {
-      return false;
-    }
+    if (start_native_thread([](void* p) { static_cast<pool*>(p)->work(); }, this) != 0) return false;
     ++threads_;
     return true;
   }
@@ -193,6 +197,10 @@ class pool {
   std::size_t idle_ = 0;
 };
 
+// run_in_thread waits of this thread's hub in progress (each holds one of
+// the hub's keepalive).
+constinit thread_local std::size_t jobs_awaited = 0;
+
 pool& the_pool() {
   static pool* p = new pool;  // never destroyed: see the top of this file
   return *p;
@@ -226,11 +234,13 @@ void await_job(pool_job& j) {
   // From here until we stop waiting, a pool thread will post to this hub:
   // the hub must block for it rather than call this a deadlock.
   ++h.keepalive;
+  ++jobs_awaited;
   struct stop_waiting {
     hub_core& h;
     pool_job& j;
     ~stop_waiting() {
       --h.keepalive;
+      --jobs_awaited;
       j.waiter_ = nullptr;
     }
   } guard{h, j};
@@ -261,6 +271,12 @@ void await_job(pool_job& j) {
   }
   if (interrupted) std::rethrow_exception(interrupted);
 }
+
+void threadpool_at_fork(fork_phase p) noexcept {
+  if (pool::instance != nullptr) pool::instance->at_fork(p);
+}
+
+std::size_t threadpool_waits_at_fork() noexcept { return std::exchange(jobs_awaited, 0); }
 
 }  // namespace moss::detail
 

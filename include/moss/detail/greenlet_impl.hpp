@@ -37,6 +37,13 @@ struct context_state {
   void* tsan_fiber = nullptr;
 };
 
+// local_value: a task_local's value in one greenlet (moss/task_local.hpp).
+struct local_value {
+  std::uint64_t key;
+  void* value;
+  void (*destroy)(void*) noexcept;
+};
+
 class greenlet_impl {
  public:
   enum class role : std::uint8_t { root, hub, raw, task };
@@ -87,7 +94,17 @@ class greenlet_impl {
   stack_area stack_;
   context_state ctx_;
   mutable std::string name_;
+  local_value* locals_ = nullptr;        // task_local values, made on first use
+  std::uint32_t locals_size_ = 0;
+  std::uint32_t locals_capacity_ = 0;
+  // user_data_ belongs to whoever runs the greenlet's body: the preload
+  // layer keeps its green pthread's control block here. moss never reads it.
+  void* user_data_ = nullptr;
 };
+
+// destroy_locals() destroys g's task_local values, newest first; called when
+// its body has returned (on its own stack) and when the control block goes.
+void destroy_locals(greenlet_impl* g) noexcept;
 
 // live_greenlets() counts control blocks alive in the process (leak checks).
 std::size_t live_greenlets() noexcept;

@@ -1,0 +1,158 @@
+// green.cpp: the shared machinery of green pthreads (see green.hpp).
+#include "green.hpp"
+
+#include "hub.hpp"
+#include "sys.hpp"
+
+#include <moss/error.hpp>
+#include <moss/run_info.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+
+#include <unistd.h>
+
+namespace moss::patch {
+
+bool green_threads = false;
+
+bool green_context() noexcept {
+  if (!green_threads) return false;
+  detail::thread_state* t = detail::this_thread_if_any();
+  return t != nullptr && t->hub != nullptr && t->current != t->hub->hub_greenlet();
+}
+
+green_thread* current_green() noexcept {
+  detail::thread_state* t = detail::this_thread_if_any();
+  if (t == nullptr) return nullptr;
+  return static_cast<green_thread*>(t->current->user_data_);
+}
+
+green_thread* as_green(pthread_t t) noexcept {
+  // A pthread_t of ours is the address of a green_thread. Real ones point
+  // into glibc's thread descriptors; reading the magic word there is safe
+  // (they are mapped and at least this large), and a live real thread's
+  // descriptor never holds our magic at that offset.
+  if (t == 0) return nullptr;
+  auto* g = reinterpret_cast<green_thread*>(t);
+  if (!green_threads) return nullptr;
+  return g->magic == green_thread::live ? g : nullptr;
+}
+
+namespace {
+
+// Never freed: at exit, waiters may still be linked (tasks are not unwound).
+struct wait_table {
+  std::unordered_map<const void*, detail::waiter_list> lists;
+};
+thread_local wait_table* table = nullptr;
+
+wait_table& this_table() {
+  if (table == nullptr) table = new wait_table;
+  return *table;
+}
+
+// cancel_signal ends a wait in a cancellation point (wake_for_cancel).
+struct cancel_signal {};
+
+}  // namespace
+
+void wake_for_cancel(green_thread* gt) noexcept {
+  if (gt->g != nullptr) detail::interrupt(gt->g, std::make_exception_ptr(cancel_signal{}));
+}
+
+detail::waiter_list& waiters_at(const void* addr) { return this_table().lists.try_emplace(addr).first->second; }
+
+bool wake_one_at(const void* addr) noexcept {
+  if (table == nullptr || table->lists.empty()) return false;
+  auto it = table->lists.find(addr);
+  if (it == table->lists.end()) return false;
+  bool woke = it->second.wake_one();
+  if (it->second.empty()) table->lists.erase(it);
+  return woke;
+}
+
+void wake_all_at(const void* addr) noexcept {
+  if (table == nullptr || table->lists.empty()) return;
+  auto it = table->lists.find(addr);
+  if (it == table->lists.end()) return;
+  it->second.wake_all();
+  table->lists.erase(it);
+}
+
+void forget_if_empty(const void* addr) noexcept {
+  if (table == nullptr) return;
+  auto it = table->lists.find(addr);
+  if (it != table->lists.end() && it->second.empty()) table->lists.erase(it);
+}
+
+void test_cancel() {
+  green_thread* me = current_green();
+  if (me != nullptr && me->cancel_pending && me->cancel_enabled) {
+    me->cancel_pending = false;
+    throw green_exit{PTHREAD_CANCELED};
+  }
+}
+
+bool park(detail::waiter& w, detail::time_point deadline, const char* what, bool cancel_point) {
+  green_thread* me = current_green();
+  if (cancel_point) test_cancel();
+  w.set_what(what);
+  bool woken = false;
+  if (me != nullptr && cancel_point) me->in_cancel_point = true;
+  try {
+    woken = w.wait(deadline);
+  } catch (const moss::loop_exit&) {
+    report_deadlock();
+  } catch (const cancel_signal&) {
+    if (me != nullptr) me->in_cancel_point = false;
+    test_cancel();
+    return false;
+  } catch (...) {
+    if (me != nullptr) me->in_cancel_point = false;
+    throw;
+  }
+  if (me != nullptr) me->in_cancel_point = false;
+  if (cancel_point && !woken) test_cancel();
+  return woken;
+}
+
+void report_deadlock() noexcept {
+  std::string text =
+      "moss: all green threads are asleep - deadlock: every thread waits on a mutex, condition variable, "
+      "semaphore, barrier or join that no other thread, timer or file descriptor can end\n";
+  try {
+    text += moss::format_run_info();
+  } catch (...) {
+  }
+  std::fflush(nullptr);
+  detail::sys::write_stderr(text.data(), text.size());
+  _exit(70);
+}
+
+bool deadline_from(clockid_t c, const timespec* abstime, detail::time_point* out) noexcept {
+  if (abstime == nullptr || abstime->tv_nsec < 0 || abstime->tv_nsec >= 1'000'000'000) return false;
+  if (c != CLOCK_REALTIME && c != CLOCK_MONOTONIC) return false;
+  timespec now;
+  clock_gettime(c, &now);
+  using namespace std::chrono;
+  auto left = seconds(abstime->tv_sec - now.tv_sec) + nanoseconds(abstime->tv_nsec - now.tv_nsec);
+  if (left <= nanoseconds::zero()) *out = detail::clock::now();
+  else *out = detail::deadline_after(left);
+  return true;
+}
+
+int unsupported(const char* function, const char* why) noexcept {
+  char line[256];
+  int n = std::snprintf(line, sizeof line, "moss: %s is not supported for green threads (%s); run with MOSS_THREADS=native\n",
+                        function, why);
+  if (n > 0) detail::sys::write_stderr(line, static_cast<std::size_t>(std::min<int>(n, sizeof line - 1)));
+  return ENOTSUP;
+}
+
+}  // namespace moss::patch
