@@ -108,7 +108,7 @@ bool park(detail::waiter& w, detail::time_point deadline, const char* what, bool
   try {
     woken = w.wait(deadline);
   } catch (const moss::loop_exit&) {
-    report_deadlock();
+    report_deadlock(what);
   } catch (const cancel_signal&) {
     if (me != nullptr) me->in_cancel_point = false;
     test_cancel();
@@ -122,10 +122,13 @@ bool park(detail::waiter& w, detail::time_point deadline, const char* what, bool
   return woken;
 }
 
-void report_deadlock() noexcept {
+void report_deadlock(const char* what) noexcept {
   std::string text =
       "moss: all green threads are asleep - deadlock: every thread waits on a mutex, condition variable, "
       "semaphore, barrier or join that no other thread, timer or file descriptor can end\n";
+  text += "moss: the running greenlet below waits on ";
+  text += what;
+  text += '\n';
   try {
     text += moss::format_run_info();
   } catch (...) {

@@ -93,8 +93,9 @@ void wake_for_cancel(green_thread* gt) noexcept;
 // test_cancel() acts upon a pending cancellation of the calling green thread.
 void test_cancel();
 
-// [[noreturn]] deadlock report: every green thread and what it waits on.
-[[noreturn]] void report_deadlock() noexcept;
+// report_deadlock() prints every green thread and what it waits on (the
+// caller: `what`), then exits 70.
+[[noreturn]] void report_deadlock(const char* what) noexcept;
 
 // deadline_from() converts an absolute time on clock c (CLOCK_REALTIME or
 // CLOCK_MONOTONIC) to a hub deadline; false (EINVAL) for a malformed one.

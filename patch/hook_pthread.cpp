@@ -65,6 +65,7 @@ MOSS_REAL(sched_yield, int (*)())
 // waits for it to reach zero (all_done).
 std::size_t live = 0;
 int all_done_tag;
+std::uint64_t created = 0;  // names green threads "pthread-<n>" until they name themselves
 
 // The OS thread a green thread runs on, for functions that act on one.
 pthread_t os_thread(pthread_t t) noexcept { return as_green(t) != nullptr ? real_pthread_self()() : t; }
@@ -109,6 +110,7 @@ void run_green(green_thread* gt) noexcept {
   detail::greenlet_impl* self = detail::current_impl();
   self->user_data_ = gt;
   gt->g = self;
+  if (gt->name[0] != '\0') self->name_ = gt->name;  // named before it started
   try {
     try {
       gt->result = gt->start(gt->arg);
@@ -219,6 +221,7 @@ int pthread_create(pthread_t* out, const pthread_attr_t* attr, void* (*fn)(void*
   try {
     moss::spawn_options o;
     o.stack_size = size;
+    o.name = "pthread-" + std::to_string(++created);
     moss::spawn(o, [gt] { run_green(gt); });
   } catch (...) {
     destroy(gt);
