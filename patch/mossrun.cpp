@@ -104,7 +104,7 @@ std::string check(const setting& s, const char* text) {
     switch (s.kind) {
       case check_kind::threads:
         if (std::strcmp(text, "green") == 0 || std::strcmp(text, "native") == 0) return "";
-        return "accepted: green, native";
+        return "accepted: green (pthreads are green threads) or native (OS threads, hooked I/O)";
       case check_kind::hook: {
         std::string_view rest = text;
         for (;;) {
@@ -267,7 +267,7 @@ void check_program(const std::string& name, const std::string& path) {
   struct stat st;
   if (stat(path.c_str(), &st) != 0) {
     int err = errno;
-    fail(err == ENOENT || err == ENOTDIR ? exit_not_found : exit_not_runnable, name + ": " + std::strerror(err));
+    fail(err == ENOENT ? exit_not_found : exit_not_runnable, name + ": " + std::strerror(err));
   }
   if (S_ISDIR(st.st_mode)) fail(exit_not_runnable, name + ": " + std::strerror(EISDIR));
   if (!S_ISREG(st.st_mode) || access(path.c_str(), X_OK) != 0) fail(exit_not_runnable, name + ": " + std::strerror(EACCES));
@@ -275,6 +275,30 @@ void check_program(const std::string& name, const std::string& path) {
     fail(exit_usage, name + " is " + ((st.st_mode & S_ISUID) != 0 ? "setuid" : "setgid") +
                          "; the loader ignores LD_PRELOAD for it");
   if (elf_interp(path) == 0) fail(exit_usage, name + " is statically linked; LD_PRELOAD cannot reach it");
+}
+
+// interpreter() is the path on a "#!" line that starts the file, or "".
+std::string interpreter(const std::string& path) {
+  char head[256] = {};
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return "";
+  ssize_t n = pread(fd, head, sizeof head - 1, 0);
+  close(fd);
+  if (n < 2 || head[0] != '#' || head[1] != '!') return "";
+  std::string line(head + 2, static_cast<std::size_t>(n - 2));
+  std::size_t start = line.find_first_not_of(" \t");
+  if (start == std::string::npos) return "";
+  return line.substr(start, line.find_first_of(" \t\n", start) - start);
+}
+
+// exec_failed() explains an execv() of an existing file that failed, as bash
+// does: ENOENT there means a file it needs (a "#!" interpreter, the ELF
+// loader) is missing.
+[[noreturn]] void exec_failed(const std::string& name, const std::string& path, int err) {
+  if (err != ENOENT) fail(exit_not_runnable, name + ": " + std::strerror(err));
+  std::string interp = interpreter(path);
+  if (!interp.empty()) fail(exit_not_found, name + ": bad interpreter " + interp + ": " + std::strerror(err));
+  fail(exit_not_found, name + ": cannot execute: required file not found");
 }
 
 // ---- the library ---------------------------------------------------------------
@@ -390,5 +414,5 @@ int main(int argc, char** argv) {
     execv("/bin/sh", args.data());
     err = errno;
   }
-  fail(err == ENOENT ? exit_not_found : exit_not_runnable, name + ": " + std::strerror(err));
+  exec_failed(name, path, err);
 }

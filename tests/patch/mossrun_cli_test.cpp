@@ -366,6 +366,14 @@ TEST_F(WithStubLibrary, ScriptRunsAndItsInterpreterGetsThePreload) {
   EXPECT_EQ(r.out, lib_ + " 1\n");
 }
 
+TEST_F(WithStubLibrary, ExecutableWithoutHashBangRunsWithSh) {
+  fs::path file = dir_ / "plain-script";
+  write_file(file, "echo plain \"$1\"\n", rwxr_xr_x);
+  outcome r = mossrun({file.string(), "arg"});
+  EXPECT_TRUE(r.exited_with(0)) << r.err;
+  EXPECT_EQ(r.out, "plain arg\n");
+}
+
 // ---- like a shell: 127 and 126 -----------------------------------------------------
 
 TEST_F(WithStubLibrary, MissingProgramIsCommandNotFound127) {
@@ -376,6 +384,14 @@ TEST_F(WithStubLibrary, MissingProgramIsCommandNotFound127) {
   r = mossrun({path});
   EXPECT_TRUE(r.exited_with(127));
   EXPECT_EQ(r.err, "mossrun: " + path + ": No such file or directory\n");
+}
+
+TEST_F(WithStubLibrary, ScriptWithAMissingInterpreterIs127) {
+  fs::path script = dir_ / "script";
+  write_file(script, "#!/nonexistent/interp -x\necho ran\n", rwxr_xr_x);
+  outcome r = mossrun({script.string()});
+  EXPECT_TRUE(r.exited_with(127));
+  EXPECT_EQ(r.err, "mossrun: " + script.string() + ": bad interpreter /nonexistent/interp: No such file or directory\n");
 }
 
 TEST_F(WithStubLibrary, ProgramIsSearchedInPath) {
@@ -398,6 +414,10 @@ TEST_F(WithStubLibrary, NonExecutableFileIs126PermissionDenied) {
   r = mossrun({"plain"}, {{"PATH", dir_.string()}});
   EXPECT_TRUE(r.exited_with(126));
   EXPECT_EQ(r.err, "mossrun: plain: Permission denied\n");
+  // A path through a file, as a shell says.
+  r = mossrun({(file / "x").string()});
+  EXPECT_TRUE(r.exited_with(126));
+  EXPECT_EQ(r.err, "mossrun: " + (file / "x").string() + ": Not a directory\n");
 }
 
 TEST_F(WithStubLibrary, DirectoryIs126IsADirectory) {
