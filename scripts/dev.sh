@@ -15,7 +15,7 @@ PACKAGES=(
   libboost-context-dev libboost-fiber-dev libc-ares-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   valgrind
-  libcurl4-openssl-dev libpq-dev postgresql wrk
+  libcurl4-openssl-dev libpq-dev postgresql wrk python3 curl
 )
 
 setup() {
