@@ -136,6 +136,7 @@ void entry(void* arg) {
   release_dying(*tls_state);
   std::exception_ptr error = std::exchange(self->inbox_error_, nullptr);
   std::any result = error ? std::any{} : run_body(self, error);
+  if (self->locals_ != nullptr) destroy_locals(self);
   self->inbox_.reset();
   finish_greenlet(self, self->exit_target(), std::move(result), std::move(error));
 }
@@ -192,9 +193,22 @@ greenlet_impl::greenlet_impl(role r) noexcept
 }
 
 greenlet_impl::~greenlet_impl() {
+  if (locals_ != nullptr) destroy_locals(this);
   if (parent_ != nullptr) parent_->unref();
   stack_release(stack_);
   live_count::add(-1);
+}
+
+void destroy_locals(greenlet_impl* g) noexcept {
+  // A destructor may touch task_locals again (even make a new value): take
+  // one value out at a time and look again.
+  while (g->locals_size_ > 0) {
+    local_value v = g->locals_[--g->locals_size_];
+    v.destroy(v.value);
+  }
+  std::free(g->locals_);
+  g->locals_ = nullptr;
+  g->locals_capacity_ = 0;
 }
 
 greenlet_impl* greenlet_impl::live_ancestor() const noexcept {

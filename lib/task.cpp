@@ -1,6 +1,8 @@
 // task.cpp: spawning, joining and killing tasks, done callbacks and hooks.
 #include <moss/task.hpp>
 
+#include <moss/error_handler.hpp>
+
 #include "hub.hpp"
 #include "stack.hpp"
 
@@ -14,13 +16,35 @@ namespace moss::detail {
 
 namespace {
 
+// This thread's error handler; a plain pointer so that tasks destroyed late
+// in thread exit find it null (the default) rather than a destroyed object.
+[[gnu::tls_model("initial-exec")]] constinit thread_local error_handler* tls_handler = nullptr;
+
+struct handler_holder {
+  ~handler_holder() {
+    delete tls_handler;
+    tls_handler = nullptr;
+  }
+};
+
 void report_failure(const task_base& t, std::exception_ptr e) noexcept {
+  task_failure f;
   try {
-    std::rethrow_exception(e);
-  } catch (const std::exception& x) {
-    std::fprintf(stderr, "moss: task \"%s\" failed: %s\n", t.name().c_str(), x.what());
+    f.task_name = t.name();
   } catch (...) {
-    std::fprintf(stderr, "moss: task \"%s\" failed with a non-standard exception\n", t.name().c_str());
+  }
+  f.task_id = t.id_;
+  f.error = std::move(e);
+  error_handler* h = tls_handler;
+  if (h == nullptr || !*h) {
+    print_task_failure(f);
+    return;
+  }
+  try {
+    (*h)(f);
+  } catch (...) {
+    std::fprintf(stderr, "moss: the error handler failed while reporting task \"%.*s\"\n",
+                 static_cast<int>(f.task_name.size()), f.task_name.data());
   }
 }
 
@@ -210,8 +234,7 @@ std::any task_base::run(std::any) {
     killed_ = true;
     error_ = std::current_exception();
   } catch (...) {
-    error_ = std::current_exception();
-    report_failure(*this, error_);
+    error_ = std::current_exception();  // reported when the task goes, if never retrieved
   }
   done_ = true;
   run_callbacks();
@@ -270,7 +293,14 @@ void task_base::check_owner(const char* op) const {
 }
 
 void task_base::rethrow_if_failed() const {
-  if (error_) std::rethrow_exception(error_);
+  if (error_) {
+    retrieved_ = true;
+    std::rethrow_exception(error_);
+  }
+}
+
+task_base::~task_base() {
+  if (error_ && !killed_ && !retrieved_) report_failure(*this, error_);
 }
 
 void task_base::join() { join_until(no_deadline); }
@@ -326,6 +356,35 @@ void task_base::kill(bool block) {
 }  // namespace moss::detail
 
 namespace moss {
+
+task_ref current_task() noexcept {
+  detail::thread_state* t = detail::this_thread_if_any();
+  if (t == nullptr || t->current == nullptr || t->current->role_ != detail::greenlet_impl::role::task) return {};
+  return task_ref(static_cast<detail::task_base*>(t->current));
+}
+
+error_handler set_error_handler(error_handler h) {
+  static thread_local detail::handler_holder holder;
+  (void)holder;
+  error_handler previous;
+  if (detail::tls_handler != nullptr) previous = std::move(*detail::tls_handler);
+  delete std::exchange(detail::tls_handler, nullptr);
+  if (h) detail::tls_handler = new error_handler(std::move(h));
+  return previous;
+}
+
+void print_task_failure(const task_failure& f) noexcept {
+  if (!f.error) return;
+  int n = static_cast<int>(f.task_name.size());
+  const char* name = f.task_name.data();
+  try {
+    std::rethrow_exception(f.error);
+  } catch (const std::exception& x) {
+    std::fprintf(stderr, "moss: task \"%.*s\" failed: %s\n", n, name, x.what());
+  } catch (...) {
+    std::fprintf(stderr, "moss: task \"%.*s\" failed with a non-standard exception\n", n, name);
+  }
+}
 
 std::vector<task_ref> all_tasks() {
   std::vector<task_ref> r;

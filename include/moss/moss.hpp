@@ -6,6 +6,7 @@
 #include <moss/condition_variable.hpp>
 #include <moss/dns.hpp>
 #include <moss/error.hpp>
+#include <moss/error_handler.hpp>
 #include <moss/event.hpp>
 #include <moss/greenlet.hpp>
 #include <moss/group.hpp>
@@ -17,8 +18,11 @@
 #include <moss/recursive_mutex.hpp>
 #include <moss/run_info.hpp>
 #include <moss/semaphore.hpp>
+#include <moss/shield.hpp>
 #include <moss/signal.hpp>
 #include <moss/task.hpp>
+#include <moss/task_group.hpp>
+#include <moss/task_local.hpp>
 #include <moss/threadpool.hpp>
 #include <moss/threadsafe.hpp>
 #include <moss/time.hpp>

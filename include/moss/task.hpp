@@ -69,7 +69,9 @@ class task_ref {
   // cancelled() is true once the task has ended because it was killed.
   bool cancelled() const noexcept { return killed(); }
   // exception() is what the task raised (null while running or on success).
-  std::exception_ptr exception() const noexcept { return s_ != nullptr ? s_->error() : nullptr; }
+  // Looking at it counts as retrieving it: the failure is then not reported
+  // to the error handler (moss/error_handler.hpp).
+  std::exception_ptr exception() const noexcept { return s_ != nullptr ? s_->retrieve_error() : nullptr; }
 
   const std::string& name() const { return base().name(); }
   void set_name(std::string_view name) const { base().name_ = name; }
@@ -156,6 +158,11 @@ class task : public task_ref {
 // all_tasks() returns every task of this thread's hub that has not finished
 // (asyncio.all_tasks), newest first.
 std::vector<task_ref> all_tasks();
+
+// current_task() is the task running now (asyncio.current_task, gevent's
+// getcurrent() in a Greenlet), or an empty task_ref when the caller is not a
+// task (a thread's main greenlet, a raw greenlet, the hub).
+task_ref current_task() noexcept;
 
 namespace detail {
 

@@ -84,6 +84,8 @@ void check_may_block(const char* op);
 class task_base : public greenlet_impl {
  public:
   task_base() noexcept : greenlet_impl(role::task) {}
+  // ~task_base() reports a failure nobody retrieved (moss/error_handler.hpp).
+  ~task_base() override;
 
   // Task objects come from a small per-thread cache of freed ones (by size),
   // so that spawning in a loop does not go through malloc and free.
@@ -111,7 +113,14 @@ class task_base : public greenlet_impl {
   bool in_callbacks() const noexcept { return in_callbacks_; }
   bool starts_later() const noexcept { return start_.armed(); }
   done_hook* first_hook() const noexcept { return hooks_; }
+  // error() looks at the outcome; retrieve_error() hands it to the user, so
+  // a failure is not reported when the task goes.
   std::exception_ptr error() const noexcept { return error_; }
+  std::exception_ptr retrieve_error() const noexcept {
+    retrieved_ = true;
+    return error_;
+  }
+  // rethrow_if_failed() rethrows the task's exception (a retrieval).
   void rethrow_if_failed() const;
   // spawn_site() names the spawned function's type, for format_run_info().
   virtual std::string spawn_site() const { return {}; }
@@ -139,6 +148,7 @@ class task_base : public greenlet_impl {
   bool finished_ = false;
   bool killed_ = false;
   bool in_callbacks_ = false;
+  mutable bool retrieved_ = false;
   std::exception_ptr error_;
   waiter_list joiners_;
   done_hook* hooks_ = nullptr;
