@@ -6,7 +6,7 @@
 // the program will see with the library's own parsers (so a bad value stops
 // here, exit 2, rather than inside the program), checks that the loader will
 // honour LD_PRELOAD for the program (dynamically linked, neither setuid nor
-// setgid), appends libmoss_preload.so to LD_PRELOAD and execs the program: the
+// setgid, the library's architecture), appends libmoss_preload.so to LD_PRELOAD and execs the program: the
 // process is the program from then on (its pid, signals and exit status).
 //
 // Exit status when mossrun itself stops: 127 the program was not found, 126
@@ -192,8 +192,9 @@ void print_help(std::FILE* out) {
                "would see is checked first: a bad one stops mossrun with status 2.\n"
                "\n"
                "exit status: the program's own; 127 not found, 126 not runnable, 2 a usage\n"
-               "error, a bad value, a statically linked or setuid/setgid program, or no\n"
-               "library. The library is looked for beside mossrun, then at\n"
+               "error, a bad value, a program LD_PRELOAD cannot reach (statically linked,\n"
+               "setuid/setgid, or built for another architecture), or no library. The\n"
+               "library is looked for beside mossrun, then at\n"
                "%s.\n",
                "-h, --help", "--version", MOSS_PRELOAD_INSTALLED);
 }
@@ -229,35 +230,43 @@ std::string resolve(const std::string& name) {
   return first_plain;
 }
 
-// elf_interp() says whether the ELF file at fd asks for a program interpreter
-// (the dynamic loader that honours LD_PRELOAD). Returns 1 yes, 0 no (a static
-// or static-pie executable), -1 not an ELF file or unreadable.
+// elf_facts: what the loader looks at in an ELF file's headers.
+struct elf_facts {
+  bool elf = false;          // readable, with the ELF magic and a known class
+  unsigned char cls = 0;     // ELFCLASS32 or ELFCLASS64
+  unsigned machine = 0;      // e_machine
+  bool interp = false;       // has PT_INTERP: the dynamic loader, which honours LD_PRELOAD, runs it
+};
+
 template <class Ehdr, class Phdr>
-int elf_has_interp(int fd) {
+void read_headers(int fd, elf_facts& f) {
   Ehdr eh;
-  if (pread(fd, &eh, sizeof eh, 0) != static_cast<ssize_t>(sizeof eh)) return -1;
-  if (eh.e_phentsize != sizeof(Phdr)) return -1;
+  if (pread(fd, &eh, sizeof eh, 0) != static_cast<ssize_t>(sizeof eh) || eh.e_phentsize != sizeof(Phdr)) return;
+  f.machine = eh.e_machine;
   for (unsigned i = 0; i < eh.e_phnum; ++i) {
     Phdr ph;
     off_t at = static_cast<off_t>(eh.e_phoff + static_cast<std::uint64_t>(i) * sizeof ph);
-    if (pread(fd, &ph, sizeof ph, at) != static_cast<ssize_t>(sizeof ph)) return -1;
-    if (ph.p_type == PT_INTERP) return 1;
+    if (pread(fd, &ph, sizeof ph, at) != static_cast<ssize_t>(sizeof ph)) return;
+    if (ph.p_type == PT_INTERP) f.interp = true;
   }
-  return 0;
+  f.elf = true;
 }
 
-int elf_interp(const std::string& path) {
+// read_elf() reads path's ELF headers; .elf is false when it is not an ELF
+// file (a script) or cannot be read (execute-only: the exec then decides).
+elf_facts read_elf(const std::string& path) {
+  elf_facts f;
   int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return -1;
+  if (fd < 0) return f;
   unsigned char ident[EI_NIDENT];
-  int r = -1;
   if (pread(fd, ident, sizeof ident, 0) == static_cast<ssize_t>(sizeof ident) &&
       std::memcmp(ident, ELFMAG, SELFMAG) == 0) {
-    if (ident[EI_CLASS] == ELFCLASS64) r = elf_has_interp<Elf64_Ehdr, Elf64_Phdr>(fd);
-    else if (ident[EI_CLASS] == ELFCLASS32) r = elf_has_interp<Elf32_Ehdr, Elf32_Phdr>(fd);
+    f.cls = ident[EI_CLASS];
+    if (f.cls == ELFCLASS64) read_headers<Elf64_Ehdr, Elf64_Phdr>(fd, f);
+    else if (f.cls == ELFCLASS32) read_headers<Elf32_Ehdr, Elf32_Phdr>(fd, f);
   }
   close(fd);
-  return r;
+  return f;
 }
 
 // check_program() stops mossrun, as a shell would, unless `path` (what `name`
@@ -274,7 +283,21 @@ void check_program(const std::string& name, const std::string& path) {
   if ((st.st_mode & (S_ISUID | S_ISGID)) != 0)
     fail(exit_usage, name + " is " + ((st.st_mode & S_ISUID) != 0 ? "setuid" : "setgid") +
                          "; the loader ignores LD_PRELOAD for it");
-  if (elf_interp(path) == 0) fail(exit_usage, name + " is statically linked; LD_PRELOAD cannot reach it");
+  elf_facts f = read_elf(path);
+  if (f.elf && !f.interp) fail(exit_usage, name + " is statically linked; LD_PRELOAD cannot reach it");
+}
+
+// check_machine() stops mossrun when the program is ELF for another class or
+// machine than the library (a 32-bit program, say): the loader would skip the
+// library with a warning and run the program without moss.
+void check_machine(const std::string& name, const std::string& path, const std::string& lib) {
+  elf_facts prog = read_elf(path), ours = read_elf(lib);
+  if (!prog.elf || !ours.elf || (prog.cls == ours.cls && prog.machine == ours.machine)) return;
+  auto describe = [](const elf_facts& f) {
+    return std::string(f.cls == ELFCLASS32 ? "32-bit" : "64-bit") + " ELF for machine " + std::to_string(f.machine);
+  };
+  fail(exit_usage, name + " is " + describe(prog) + ", " + lib + " is " + describe(ours) +
+                       "; the loader cannot preload it there");
 }
 
 // interpreter() is the path on a "#!" line that starts the file, or "".
@@ -400,7 +423,9 @@ int main(int argc, char** argv) {
   std::string name = argv[optind];
   std::string path = resolve(name);
   check_program(name, path);
-  add_preload(find_library());
+  std::string lib = find_library();
+  check_machine(name, path, lib);
+  add_preload(lib);
 
   execv(path.c_str(), argv + optind);
   int err = errno;

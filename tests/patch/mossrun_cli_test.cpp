@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include <elf.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -111,6 +112,37 @@ constexpr fs::perms rw_r__r__ = fs::perms::owner_read | fs::perms::owner_write |
 std::string mossrun_under_test() {
   const char* path = std::getenv("MOSSRUN_UNDER_TEST");
   return path != nullptr ? path : MOSSRUN;
+}
+
+// write_elf() writes the headers of an executable ELF file (enough for
+// mossrun's checks, which come before any exec): one program header, PT_INTERP
+// for a dynamically linked program, PT_LOAD alone for a static one.
+template <class Ehdr, class Phdr>
+void write_elf_headers(const fs::path& p, unsigned char cls, unsigned machine, bool interp) {
+  Ehdr eh{};
+  std::memcpy(eh.e_ident, ELFMAG, SELFMAG);
+  eh.e_ident[EI_CLASS] = cls;
+  eh.e_ident[EI_DATA] = ELFDATA2LSB;
+  eh.e_ident[EI_VERSION] = EV_CURRENT;
+  eh.e_type = ET_EXEC;
+  eh.e_machine = static_cast<decltype(eh.e_machine)>(machine);
+  eh.e_version = EV_CURRENT;
+  eh.e_phoff = sizeof eh;
+  eh.e_ehsize = sizeof eh;
+  eh.e_phentsize = sizeof(Phdr);
+  eh.e_phnum = 1;
+  Phdr ph{};
+  ph.p_type = interp ? PT_INTERP : PT_LOAD;
+  std::ofstream out(p, std::ios::binary);
+  out.write(reinterpret_cast<const char*>(&eh), sizeof eh);
+  out.write(reinterpret_cast<const char*>(&ph), sizeof ph);
+}
+
+void write_elf(const fs::path& p, unsigned char cls, unsigned machine, bool interp) {
+  if (cls == ELFCLASS64) write_elf_headers<Elf64_Ehdr, Elf64_Phdr>(p, cls, machine, interp);
+  else write_elf_headers<Elf32_Ehdr, Elf32_Phdr>(p, cls, machine, interp);
+  fs::permissions(p, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                         fs::perms::others_read | fs::perms::others_exec);
 }
 
 // ---- fixtures -----------------------------------------------------------------
@@ -448,6 +480,27 @@ TEST_F(WithStubLibrary, StaticallyLinkedProgramIsRefused) {
   r = mossrun({"tiny"}, {{"PATH", bin.string()}});
   EXPECT_TRUE(r.exited_with(2)) << r.status;
   EXPECT_EQ(r.err, "mossrun: tiny is statically linked; LD_PRELOAD cannot reach it\n");
+}
+
+TEST_F(WithStubLibrary, ElfWithoutAnInterpreterIsRefusedAsStatic) {
+  fs::path prog = dir_ / "static-headers";
+  write_elf(prog, ELFCLASS64, EM_X86_64, false);
+  outcome r = mossrun({prog.string()});
+  EXPECT_TRUE(r.exited_with(2)) << r.status;
+  EXPECT_EQ(r.err, "mossrun: " + prog.string() + " is statically linked; LD_PRELOAD cannot reach it\n");
+}
+
+TEST_F(WithStubLibrary, ProgramForAnotherClassOrMachineIsRefused) {
+  fs::path prog = dir_ / "foreign";
+  write_elf(prog, ELFCLASS32, EM_386, true);
+  outcome r = mossrun({prog.string()});
+  EXPECT_TRUE(r.exited_with(2)) << r.status;
+  EXPECT_TRUE(one_line(r.err)) << r.err;
+  EXPECT_EQ(r.err.rfind("mossrun: " + prog.string() + " is 32-bit ELF for machine 3, ", 0), 0u) << r.err;
+  write_elf(prog, ELFCLASS64, EM_AARCH64, true);
+  r = mossrun({prog.string()});
+  EXPECT_TRUE(r.exited_with(2)) << r.status;
+  EXPECT_NE(r.err.find("the loader cannot preload it there"), std::string::npos) << r.err;
 }
 
 TEST_F(WithStubLibrary, SetuidAndSetgidProgramsAreRefused) {
