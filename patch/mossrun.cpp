@@ -6,8 +6,9 @@
 // the program will see with the library's own parsers (so a bad value stops
 // here, exit 2, rather than inside the program), checks that the loader will
 // honour LD_PRELOAD for the program (dynamically linked, neither setuid nor
-// setgid, the library's architecture), appends libmoss_preload.so to LD_PRELOAD and execs the program: the
-// process is the program from then on (its pid, signals and exit status).
+// setgid, built for the library's architecture), appends libmoss_preload.so to
+// LD_PRELOAD and execs the program: the process is the program from then on
+// (its pid, signals and exit status).
 //
 // Exit status when mossrun itself stops: 127 the program was not found, 126
 // it was found but cannot be run (as a shell says); 2 for everything else
@@ -85,8 +86,9 @@ constexpr setting settings[] = {
 };
 constexpr int n_settings = sizeof settings / sizeof settings[0];
 
-// The families MOSS_HOOK names (patch/hooks.cpp parse_families, plus
-// `thread`, the green pthreads of the preload library).
+// The families MOSS_HOOK names, as patch/hooks.cpp's parse_families reads
+// them. That function is not linked here: hooks.cpp also holds a constructor
+// that would read mossrun's own MOSS_HOOK, and the hooks' state.
 constexpr std::string_view hook_names[] = {"all", "none", "socket", "sleep", "dns", "poll", "thread"};
 
 // accepted() is the part of a library error that says what is accepted: the
