@@ -138,7 +138,7 @@ TEST_F(WithHub, AnExceptionFromAPostedFunctionIsReportedLikeATasks) {
 
 TEST_F(WithHub, SpawnThreadsafeRunsATaskOnTheHubAndAPlainThreadGetsItsValue) {
   moss::hub& h = moss::hub::current();
-  int got = 0;
+  std::atomic<int> got{0};  // written by the client thread, polled here
   std::thread::id ran_on;
   std::thread client([&] {
     auto r = moss::spawn_threadsafe(h, [&](int x) {
