@@ -346,21 +346,27 @@ std::string find_library() {
                        MOSS_PRELOAD_INSTALLED + "; build the moss_preload target or install moss");
 }
 
-// add_preload() appends lib to LD_PRELOAD unless it is already one of its
-// entries (mossrun run under mossrun).
+// add_preload() appends lib to LD_PRELOAD. An entry naming another
+// libmoss_preload.so (say an installed one, when a build tree's mossrun runs
+// under the installed mossrun) is dropped: two copies of moss in one process
+// would each keep their own hubs and hooks.
 void add_preload(const std::string& lib) {
   if (lib.find_first_of(": ") != std::string::npos)
     fail(exit_usage, lib + ": LD_PRELOAD cannot hold a path with a space or a colon");
   const char* old = std::getenv("LD_PRELOAD");
-  std::string value = old != nullptr ? old : "";
+  std::string entries = old != nullptr ? old : "";
+  std::string value;
   std::size_t start = 0;
-  while (start <= value.size()) {
-    std::size_t end = value.find_first_of(": ", start);
-    if (end == std::string::npos) end = value.size();
-    if (value.compare(start, end - start, lib) == 0) return;
+  while (start < entries.size()) {
+    std::size_t end = entries.find_first_of(": ", start);
+    if (end == std::string::npos) end = entries.size();
+    std::string entry = entries.substr(start, end - start);
     start = end + 1;
+    std::string base = entry.substr(entry.rfind('/') + 1);
+    if (entry.empty() || base == preload_name) continue;
+    value += entry + ":";
   }
-  value = value.empty() ? lib : value + ":" + lib;
+  value += lib;
   if (setenv("LD_PRELOAD", value.c_str(), 1) != 0) fail(exit_usage, std::string("setenv: ") + std::strerror(errno));
 }
 

@@ -339,6 +339,14 @@ TEST_F(WithStubLibrary, LdPreloadIsAppendedToAnExistingValue) {
   EXPECT_EQ(env_of(r.out)["LD_PRELOAD"], other + ":" + lib_);
 }
 
+TEST_F(WithStubLibrary, AnotherCopyOfTheLibraryInLdPreloadIsReplaced) {
+  std::string other = (dir_ / "libother.so").string();
+  fs::copy_file(MOSSRUN_STUB_PRELOAD, other);
+  outcome r = mossrun({"env"}, {{"LD_PRELOAD", "/elsewhere/lib/libmoss_preload.so " + other}});
+  ASSERT_TRUE(r.exited_with(0)) << r.err;
+  EXPECT_EQ(env_of(r.out)["LD_PRELOAD"], other + ":" + lib_);
+}
+
 TEST_F(WithStubLibrary, MossrunUnderMossrunPreloadsOnce) {
   outcome r = mossrun({mossrun_, "env"}, {{"LD_PRELOAD", std::nullopt}});
   ASSERT_TRUE(r.exited_with(0)) << r.err;
