@@ -78,7 +78,8 @@ constexpr setting settings[] = {
     {"dns-timeout-ms", "MOSS_DNS_TIMEOUT_MS", "N", "2000", "per-try DNS timeout, 1 to 3600000 ms", check_kind::dns},
     {"dns-tries", "MOSS_DNS_TRIES", "N", "2", "DNS tries, 1 to 100", check_kind::dns},
     {"stack-size", "MOSS_STACK_SIZE", "SIZE", "256K",
-     "greenlet stack: bytes or K/M/G (KiB... too), 16K to 1G", check_kind::stack_size},
+     "a moss greenlet's stack: bytes or K/M/G (KiB... too), 16K to 1G\n"
+     "        (a green pthread's is its attribute's, 8M by default)", check_kind::stack_size},
     {"threadpool-size", "MOSS_THREADPOOL_SIZE", "N", "max(4, cores)", "threads for blocking work, 1 to 1024",
      check_kind::pool_size},
     {"monitor-ms", "MOSS_MONITOR_MS", "N", "0 (off)",
