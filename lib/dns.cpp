@@ -4,6 +4,7 @@
 // libc's functions for every other caller.
 #include "resolver.hpp"
 
+#include "config.hpp"
 #include "hub.hpp"
 #include "parse_count.hpp"
 #include "sys.hpp"
@@ -92,10 +93,20 @@ struct store {
   std::atomic<std::uint64_t> gen{1};
 };
 
-// the_store() reads the environment on first use; if that throws, the next
-// call tries again (and throws again), so a bad value is never ignored.
+// The store once made, for dns_at_fork (which must not make it).
+constinit std::atomic<store*> made{nullptr};
+
+// the_store() reads the environment on first use; a malformed value ends
+// the program (config.hpp).
 store& the_store() {
-  static store s(settings_from_environment());
+  static store s([] {
+    try {
+      return settings_from_environment();
+    } catch (const moss::error& e) {
+      bad_environment(e);  // exits: see config.hpp
+    }
+  }());
+  made.store(&s, std::memory_order_release);
   return s;
 }
 
@@ -123,8 +134,9 @@ std::uint64_t generation() { return the_store().gen.load(std::memory_order_acqui
 std::vector<server> parse_servers(const std::string& text, const char* what) {
   std::vector<server> out;
   auto bad = [&](const std::string& item) {
-    return moss::error(std::string(what) + ": \"" + item + "\" in \"" + text +
-                       "\" is not a server; accepted: ip[:port],... as in 127.0.0.1, 127.0.0.1:5353, "
+    std::string where = item == text ? "" : " in \"" + text + "\"";
+    return moss::error(std::string(what) + ": \"" + item + "\"" + where +
+                       " is not a server; accepted: ip[:port],... as in 127.0.0.1, 127.0.0.1:5353, "
                        "[::1]:5353 or ::1 (port 1 to 65535)");
   };
   std::size_t start = 0;
@@ -480,3 +492,17 @@ void configure(const settings& s) {
 }
 
 }  // namespace moss::dns
+
+namespace moss::detail {
+
+void dns_at_fork(fork_phase p) noexcept {
+  dns::store* s = dns::made.load(std::memory_order_acquire);
+  if (s == nullptr) return;
+  switch (p) {
+    case fork_phase::prepare: s->mu.lock(); return;
+    case fork_phase::parent: s->mu.unlock(); return;
+    case fork_phase::child: new (&s->mu) std::mutex; return;  // held by the prepare step
+  }
+}
+
+}  // namespace moss::detail

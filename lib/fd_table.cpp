@@ -2,11 +2,13 @@
 // and the process-wide generations that retire records of closed fds.
 //
 // Lifetime: a thread's table is made on the first io call of a greenlet on
-// a thread with a hub, and retired at thread exit before the hub is (its
-// thread_local holder is constructed after the hub's). Greenlets parked on
-// fds at that moment would touch the table while the hub kills them, so the
-// table then shuts the hub down first; only greenlets that nobody resumes
-// (raw greenlets parked forever) make it leak instead.
+// a thread with a hub and is the hub's io slot: retired with the hub, after
+// its tasks have been killed; only greenlets that nobody resumes (raw
+// greenlets parked forever) make it leak instead.
+//
+// Fork: the child's table keeps what it knows of each fd (the fds are the
+// same), but nothing is registered with the child's new epoll yet, and the
+// waiters of its records were left behind.
 #include "fd_table.hpp"
 
 #include "sys.hpp"
@@ -18,6 +20,7 @@
 #include <memory>
 #include <mutex>
 #include <new>
+#include <utility>
 
 #include <fcntl.h>
 #include <sys/epoll.h>
@@ -45,8 +48,6 @@ class errno_guard {
 constinit std::mutex registry_mutex;
 constinit fd_table* registry_head = nullptr;
 
-constinit thread_local bool table_retired = false;
-
 // close_note: posted to another hub when a fd it watches was closed; its
 // dispatch (on that hub's thread) drops the record and wakes the waiters.
 class close_note final : public posted {
@@ -62,17 +63,6 @@ class close_note final : public posted {
 };
 
 }  // namespace
-
-// holder: retires the thread's table at thread exit.
-struct fd_table::holder {
-  fd_table* table = nullptr;
-  ~holder() {
-    table_retired = true;
-    if (table != nullptr) table->retire();
-  }
-};
-
-thread_local fd_table::holder fd_table::holder_;
 
 // ---- fd_wait_list ----------------------------------------------------------
 
@@ -186,12 +176,11 @@ fd_table::~fd_table() {
 }
 
 fd_table* fd_table::make() noexcept {
-  if (table_retired) return nullptr;
   thread_state* ts = detail::this_thread_if_any();
-  if (ts == nullptr || ts->hub == nullptr) return nullptr;
+  if (ts == nullptr || ts->hub == nullptr) return nullptr;  // no hub, or it is going
   auto* t = new (std::nothrow) fd_table(*ts->hub);
   if (t == nullptr) return nullptr;
-  holder_.table = t;  // first use: its destructor now runs before the hub's
+  ts->hub->set_slot(slot_kind::io, t);
   tls_table_ = t;
   std::lock_guard lock(registry_mutex);
   t->next_ = registry_head;
@@ -200,10 +189,6 @@ fd_table* fd_table::make() noexcept {
 }
 
 void fd_table::retire() noexcept {
-  // Greenlets parked on fds still use their records: let the hub kill its
-  // tasks now, while the table lives (hub_core::shutdown does it again,
-  // harmlessly, when the hub goes).
-  if (parked_ > 0 && thread_.current == thread_.root && thread_.hub == &hub_) hub_.shutdown();
   {
     std::lock_guard lock(registry_mutex);
     for (fd_table** p = &registry_head; *p != nullptr; p = &(*p)->next_) {
@@ -213,7 +198,7 @@ void fd_table::retire() noexcept {
       }
     }
   }
-  tls_table_ = nullptr;
+  if (tls_table_ == this) tls_table_ = nullptr;
   if (parked_ > 0) return;  // parked forever by greenlets nobody resumes: leak, do not free under them
   bool hub_alive = thread_.hub == &hub_;
   for (std::size_t i = 0; i < chunks_.size(); ++i) {
@@ -231,6 +216,45 @@ void fd_table::retire() noexcept {
   }
   delete this;
 }
+
+std::size_t fd_table::after_fork() noexcept {
+  // Registered with the parent's epoll instance, which the child no longer
+  // has (fd_table_at_fork zeroed the watcher counts): the next park
+  // registers again, with the child's. What was ready may have been taken
+  // by the parent since, so every fd is worth a try first.
+  for (std::size_t i = 0; i < chunks_.size(); ++i) {
+    if (chunks_[i] == nullptr) continue;
+    for (int j = 0; j < chunk_size; ++j) {
+      fd_record& r = chunks_[i][j];
+      r.registered = false;
+      r.maybe_readable = r.maybe_writable = true;
+      r.readers.abandon();
+      r.writers.abandon();
+    }
+  }
+  // Every greenlet parked here was left behind, each holding a keepalive.
+  return std::exchange(parked_, 0);
+}
+
+void fd_table::at_fork(fork_phase p) noexcept {
+  switch (p) {
+    case fork_phase::prepare: registry_mutex.lock(); return;
+    case fork_phase::parent: registry_mutex.unlock(); return;
+    case fork_phase::child: break;
+  }
+  new (&registry_mutex) std::mutex;  // held by the prepare step of the parent's thread
+  // No hub of the child has a fd in its epoll yet; other threads' tables
+  // belong to hubs that do not exist here (left as they are, unreachable).
+  for (fd_table* t = registry_head; t != nullptr; t = t->next_)
+    t->each_registered([](int fd, fd_record&) { global(fd).watchers.store(0, std::memory_order_relaxed); });
+  registry_head = nullptr;
+  if (fd_table* mine = tls_table_) {
+    mine->next_ = nullptr;
+    registry_head = mine;
+  }
+}
+
+void fd_table_at_fork(fork_phase p) noexcept { fd_table::at_fork(p); }
 
 fd_record* fd_table::slot(int fd) noexcept {
   if (fd < 0 || fd >= max_fd) return nullptr;

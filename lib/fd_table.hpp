@@ -91,6 +91,9 @@ class fd_wait_list {
   // wake_all() wakes every node's waiter, recording `events`, and empties
   // the list.
   void wake_all(std::uint32_t events) noexcept;
+  // abandon() empties the list without touching its nodes: in a forked
+  // child they belong to greenlets left behind, whose stacks never run.
+  void abandon() noexcept { head_ = tail_ = nullptr; }
 
  private:
   fd_wait* head_ = nullptr;
@@ -124,7 +127,9 @@ class fd_record final : public fd_handler {
 // How a park ended.
 enum class wake_reason : std::uint8_t { ready, timed_out, closed, failed };
 
-class fd_table {
+// fd_table: the hub's io slot (hub_slot), made on the first io call of a
+// greenlet on a thread with a hub and retired with the hub.
+class fd_table final : public hub_slot {
  public:
   static constexpr int chunk_bits = 8;
   static constexpr int chunk_size = 1 << chunk_bits;
@@ -240,10 +245,17 @@ class fd_table {
   // theirs (their waiters wake with EBADF).
   static void closing(int fd, bool deregister) noexcept;
 
+  // The hub_slot contract. retire() leaks the table instead of freeing it
+  // while greenlets nobody will resume are parked on its records.
+  void retire() noexcept override;
+  std::size_t after_fork() noexcept override;
+  // at_fork() is fd_table_at_fork (hub.hpp): the registry's lock, and in a
+  // child, the registry and the process-wide watcher counts reset.
+  static void at_fork(fork_phase p) noexcept;
+
  private:
-  struct holder;
   explicit fd_table(hub_core& h);
-  ~fd_table();
+  ~fd_table() override;
   fd_table(const fd_table&) = delete;
   fd_table& operator=(const fd_table&) = delete;
 
@@ -252,7 +264,15 @@ class fd_table {
   fd_record* get_slow(int fd) noexcept;
   bool classify(fd_record& r, int fd) noexcept;
   bool load_flags(fd_record& r, int fd) noexcept;
-  void retire() noexcept;
+  // each_registered() calls f(fd, record) for every record in epoll.
+  template <class F>
+  void each_registered(F f) noexcept {
+    for (std::size_t i = 0; i < chunks_.size(); ++i) {
+      if (chunks_[i] == nullptr) continue;
+      for (int j = 0; j < chunk_size; ++j)
+        if (chunks_[i][j].registered) f(static_cast<int>(i * chunk_size) + j, chunks_[i][j]);
+    }
+  }
 
   // A table covers fds below 2^24; calls on larger fds pass through.
   static constexpr int max_fd = 1 << 24;
@@ -283,7 +303,6 @@ class fd_table {
   // initial-exec: no __tls_get_addr call on the fast path in libmoss.so
   // (as the greenlet layer's own thread pointer).
   [[gnu::tls_model("initial-exec")]] static inline constinit thread_local fd_table* tls_table_ = nullptr;
-  static thread_local holder holder_;
 };
 
 }  // namespace moss::detail

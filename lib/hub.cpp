@@ -1,6 +1,7 @@
 // hub.cpp: the per-thread loop.
 #include "hub.hpp"
 
+#include "config.hpp"
 #include "stack.hpp"
 #include "sys.hpp"
 
@@ -114,6 +115,7 @@ hub_core& hub_core::create() {
   if (t.hub != nullptr) return *t.hub;
   if (t.hub_destroyed)
     throw moss::error("moss: this thread's hub was already destroyed (the thread is exiting); cannot spawn or wait");
+  check_environment();  // every MOSS_* variable, at the first hub of the process
   // First, as it may refuse a malformed MOSS_MONITOR_MS.
   heartbeat* beat = monitor_attach();
   hub_core* core = nullptr;

@@ -100,6 +100,7 @@ class inbox {
   // is dropped unrun: its senders do not exist here); any other hub's inbox
   // is closed and its poller's fds closed, leaving what it held untouched.
   void after_fork(bool mine) noexcept;
+  inbox* next() const noexcept { return next_; }
 
  private:
   // head_ holds this value once closed; never dereferenced.

@@ -1,6 +1,8 @@
 // monitor.cpp: MOSS_MONITOR_MS (see monitor.hpp).
 #include "monitor.hpp"
 
+#include "config.hpp"
+
 #include "native_thread.hpp"
 
 #include "parse_count.hpp"
@@ -97,8 +99,12 @@ int parse_monitor_ms(const char* text) {
 heartbeat* monitor_attach() {
   static std::once_flag once;
   std::call_once(once, [] {
-    const char* text = std::getenv("MOSS_MONITOR_MS");
-    threshold_ms = text != nullptr && *text != '\0' ? parse_monitor_ms(text) : 0;
+    const char* text = env_value("MOSS_MONITOR_MS");
+    try {
+      threshold_ms = text != nullptr ? parse_monitor_ms(text) : 0;
+    } catch (const moss::error& e) {
+      bad_environment(e);  // exits: see config.hpp
+    }
     if (threshold_ms > 0) start();
   });
   if (threshold_ms == 0) return nullptr;

@@ -31,6 +31,15 @@ class poller {
   int wait(std::chrono::nanoseconds timeout, callback cb, void* ctx) noexcept;
   void wake() noexcept;
 
+  // In a forked child the epoll instance and the eventfd are the parent's
+  // (the same open files): a registration made or removed through them
+  // would change the parent's. after_fork() closes the child's copies, never
+  // calling epoll_ctl on them, and opens new ones with nothing watched.
+  // abandon() only closes the copies (the poller of a hub whose thread does
+  // not exist in the child). Both are for the child only.
+  void after_fork() noexcept;
+  void abandon() noexcept;
+
   // watched() counts fds added and not removed (the wake fd excluded).
   int watched() const noexcept { return watched_; }
 

@@ -3,6 +3,9 @@
 
 #include "sys.hpp"
 
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <system_error>
 
 #include <sys/epoll.h>
@@ -13,26 +16,53 @@ namespace {
 // The eventfd's tag: an address no caller can own.
 char wake_tag;
 constexpr int max_events = 256;
-}  // namespace
 
-poller::poller() {
-  epfd_ = sys::epoll_create1(EPOLL_CLOEXEC);
-  if (epfd_ < 0) throw std::system_error(errno, std::generic_category(), "moss: epoll_create1");
-  wakefd_ = sys::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (wakefd_ < 0) {
+// open_fds() makes the epoll instance and the wake eventfd: 0, or an errno.
+int open_fds(int& epfd, int& wakefd) noexcept {
+  epfd = sys::epoll_create1(EPOLL_CLOEXEC);
+  if (epfd < 0) return errno;
+  wakefd = sys::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (wakefd < 0) {
     int e = errno;
-    sys::close(epfd_);
-    throw std::system_error(e, std::generic_category(), "moss: eventfd");
+    sys::close(epfd);
+    epfd = -1;
+    return e;
   }
   epoll_event ev{};
   ev.events = EPOLLIN;
   ev.data.ptr = &wake_tag;
-  sys::epoll_ctl(epfd_, EPOLL_CTL_ADD, wakefd_, &ev);
+  sys::epoll_ctl(epfd, EPOLL_CTL_ADD, wakefd, &ev);
+  return 0;
+}
+}  // namespace
+
+poller::poller() {
+  if (int e = open_fds(epfd_, wakefd_); e != 0)
+    throw std::system_error(e, std::generic_category(), epfd_ < 0 ? "moss: epoll_create1" : "moss: eventfd");
 }
 
 poller::~poller() {
   sys::close(wakefd_);
   sys::close(epfd_);
+}
+
+void poller::abandon() noexcept {
+  if (wakefd_ >= 0) sys::close(wakefd_);
+  if (epfd_ >= 0) sys::close(epfd_);
+  wakefd_ = epfd_ = -1;
+  watched_ = 0;
+}
+
+void poller::after_fork() noexcept {
+  abandon();  // first: the new fds may take the same numbers
+  if (int e = open_fds(epfd_, wakefd_); e != 0) {
+    // The child closed two fds just before, so this is ENOMEM: nothing
+    // could wait in this process.
+    char msg[128];
+    int n = std::snprintf(msg, sizeof msg, "moss: cannot make the forked child's epoll instance: %s\n", std::strerror(e));
+    sys::write_stderr(msg, static_cast<std::size_t>(n));
+    std::abort();
+  }
 }
 
 int poller::add(int fd, void* tag) noexcept {

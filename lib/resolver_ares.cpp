@@ -14,6 +14,11 @@
 // (hosts_index); a name the file cannot answer goes straight to DNS, and
 // only the others make c-ares read the file.
 //
+// Fork: the channels are the hub's dns slot. A forked child leaves them as
+// they are (their lookups belong to greenlets left behind, and c-ares must
+// not send or read through sockets the parent still uses), closes its copies
+// of their sockets, and makes a new channel at its first lookup.
+//
 // The second half reproduces glibc's conventions on top of c-ares: which
 // inputs never touch the network (left to libc itself), the layout of the
 // results, canonical names and aliases, and the error codes.
@@ -262,6 +267,12 @@ class channel final : public timer {
   ares_channel get() const noexcept { return ch_; }
   std::uint64_t generation() const noexcept { return gen_; }
   std::size_t outstanding() const noexcept { return outstanding_; }
+  // waiting() counts greenlets waiting in run(): each holds a keepalive.
+  std::size_t waiting() const noexcept { return waiting_; }
+  // abandon() is for a forked child: close this process's copies of the
+  // channel's sockets and disarm its timer, without calling c-ares; the
+  // channel is then leaked, never used again.
+  void abandon() noexcept;
   bool files_first() const noexcept { return lookups_.empty() || lookups_[0] == 'f'; }
   // lookups() is the order of sources c-ares read from nsswitch.conf and
   // host.conf: 'f' for /etc/hosts, 'b' for DNS.
@@ -317,6 +328,7 @@ class channel final : public timer {
   std::uint64_t gen_;
   std::chrono::milliseconds first_try_;  // the timeout of a query's first try
   std::size_t outstanding_ = 0;
+  std::size_t waiting_ = 0;
   ares_channel files_ = nullptr;
   std::string lookups_ = "fb";
   bool hosts_apart_ = false;
@@ -417,9 +429,12 @@ std::unique_ptr<request> channel::run(Start start) {
     sent(before);
     waiter w;
     q->w = &w;
+    ++waiting_;
     try {
       w.wait();
+      --waiting_;
     } catch (...) {
+      --waiting_;
       --hub_.keepalive;
       q->w = nullptr;
       if (q->done) delete q;
@@ -430,6 +445,15 @@ std::unique_ptr<request> channel::run(Start start) {
   }
   --hub_.keepalive;
   return std::unique_ptr<request>(q);
+}
+
+void channel::abandon() noexcept {
+  for (auto& s : socks_)
+    if (s && s->open) {
+      sys::close(s->fd);
+      s->open = s->watched = s->want_write = false;
+    }
+  if (armed()) hub_.timers.remove(*this);
 }
 
 void channel::finish(request* q) noexcept {
@@ -587,16 +611,30 @@ void channel::on_sock_state(void* self, ares_socket_t fd, int readable, int writ
 }
 
 // state: a hub's channel, plus channels built for older settings that
-// still have lookups in flight.
-struct state final : hub_extension {
+// still have lookups in flight. The hub's dns slot.
+struct state final : hub_slot {
   std::unique_ptr<channel> active;
   std::vector<std::unique_ptr<channel>> retired;
+
+  std::size_t after_fork() noexcept override {
+    std::size_t lost = 0;
+    auto leave = [&lost](std::unique_ptr<channel>& c) {
+      if (!c) return;
+      lost += c->waiting();
+      c->abandon();
+      (void)c.release();  // leaked: its requests live on the stacks of greenlets left behind
+    };
+    leave(active);
+    for (auto& c : retired) leave(c);
+    retired.clear();
+    return lost;
+  }
 };
 
 channel& current_channel() {
   hub_core& h = hub_core::current();
-  if (!h.dns) h.dns = std::make_unique<state>();
-  auto& st = static_cast<state&>(*h.dns);
+  if (h.slot(slot_kind::dns) == nullptr) h.set_slot(slot_kind::dns, new state);
+  auto& st = static_cast<state&>(*h.slot(slot_kind::dns));
   if (!st.retired.empty()) std::erase_if(st.retired, [](const auto& c) { return c->outstanding() == 0; });
   std::uint64_t gen = generation();
   if (!st.active || st.active->generation() != gen) {
@@ -1186,8 +1224,8 @@ class ares_resolver_impl final : public resolver {
 
 std::size_t ares_in_flight() noexcept {
   hub_core* h = hub_core::current_if_any();
-  if (h == nullptr || !h->dns) return 0;
-  auto& st = static_cast<state&>(*h->dns);
+  if (h == nullptr || h->slot(slot_kind::dns) == nullptr) return 0;
+  auto& st = static_cast<state&>(*h->slot(slot_kind::dns));
   std::size_t n = st.active ? st.active->outstanding() : 0;
   for (const auto& c : st.retired) n += c->outstanding();
   return n;

@@ -11,8 +11,14 @@
 // Invariants: everything but the slots' atomics is guarded by registry_m.
 // A slot's eventfd is closed only after the slot stopped naming it and no
 // handler is running (in_handler == 0), so a handler never writes to a
-// closed or reused fd. A hub_signals exists exactly while its hub has
-// handlers (or until its thread ends), and holds one keepalive meanwhile.
+// closed or reused fd. A hub_signals is its hub's signals slot: it exists
+// exactly while the hub has handlers (or until the hub goes), and holds one
+// keepalive meanwhile.
+//
+// Fork: the child keeps the forking hub's handlers (dispositions are
+// inherited) with an eventfd of its own, so a signal sent to the child runs
+// its handlers in the child and never wakes the parent. Other threads'
+// hubs do not exist there: their slots are cleared.
 #include <moss/signal.hpp>
 
 #include "hub.hpp"
@@ -54,6 +60,7 @@ struct slot {
   std::atomic<std::uint64_t> mask{0};     // signals its hub has handlers for
   std::atomic<std::uint64_t> pending{0};  // arrived, not yet taken by the hub
   bool used = false;                      // under registry_m
+  hub_signals* owner = nullptr;           // under registry_m
 };
 static_assert(std::atomic<int>::is_always_lock_free && std::atomic<std::uint64_t>::is_always_lock_free,
               "the signal handler needs lock-free atomics");
@@ -92,17 +99,9 @@ std::string signal_name(int signum) {
   return "signal " + std::to_string(signum);
 }
 
-// This thread's hub_signals, if its hub has handlers. The owner destroys it
-// at thread exit, before the hub (registered later, destroyed earlier).
-thread_local hub_signals* this_thread_signals = nullptr;
-struct signals_owner {
-  ~signals_owner();
-};
-thread_local signals_owner owner;
-
 }  // namespace
 
-class hub_signals final : public fd_handler {
+class hub_signals final : public fd_handler, public hub_slot {
  public:
   // Called with registry_m held.
   explicit hub_signals(hub_core& h) : h_(h) {
@@ -120,6 +119,7 @@ class hub_signals final : public fd_handler {
     }
     slot& s = slots[slot_];
     s.used = true;
+    s.owner = this;
     s.pending.store(0);
     s.mask.store(0);
     s.fd.store(fd_);
@@ -127,13 +127,14 @@ class hub_signals final : public fd_handler {
   }
 
   // Called with registry_m held, on the hub's thread.
-  ~hub_signals() {
+  ~hub_signals() override {
     slot& s = slots[slot_];
     s.mask.store(0);
     s.fd.store(-1);
     while (in_handler.load() != 0) std::this_thread::yield();
     s.pending.store(0);
     s.used = false;
+    s.owner = nullptr;
     h_.events.remove(fd_);
     sys::close(fd_);
     --h_.keepalive;
@@ -158,6 +159,35 @@ class hub_signals final : public fd_handler {
     slots[slot_].mask.store(mask);
   }
   bool empty() const noexcept { return regs_.empty(); }
+
+  // The hub_slot contract: the hub retires it when it goes.
+  void retire() noexcept override {
+    std::lock_guard lock(registry_m);
+    delete this;
+  }
+  // In a forked child: an eventfd of the child's own in the child's poller
+  // (the old one is the parent's too). The handlers stay, and so does the
+  // keepalive they hold.
+  std::size_t after_fork() noexcept override {
+    std::lock_guard lock(registry_m);
+    slot& s = slots[slot_];
+    s.fd.store(-1);
+    sys::close(fd_);
+    fd_ = sys::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (fd_ < 0 || h_.events.add(fd_, static_cast<fd_handler*>(this)) != 0) {
+      static const char msg[] = "moss: signal_handler: cannot make the forked child's signal eventfd; handlers will not run\n";
+      sys::write_stderr(msg, sizeof msg - 1);
+      return 0;
+    }
+    s.fd.store(fd_);
+    if (s.pending.load() != 0) {
+      std::uint64_t one = 1;
+      sys::write(fd_, &one, sizeof one);  // arrived before the rebuild: still delivered
+    }
+    return 0;
+  }
+
+  friend void signals_at_fork(fork_phase p) noexcept;
 
   // The eventfd became readable: take the signals that arrived and start a
   // task for each handler. Runs on the hub greenlet.
@@ -188,24 +218,47 @@ class hub_signals final : public fd_handler {
   std::vector<signal_registration*> regs_;
 };
 
+void signals_at_fork(fork_phase p) noexcept {
+  switch (p) {
+    case fork_phase::prepare: registry_m.lock(); return;
+    case fork_phase::parent: registry_m.unlock(); return;
+    case fork_phase::child: break;
+  }
+  new (&registry_m) std::mutex;  // held by the prepare step of the parent's thread
+  in_handler.store(0);           // a handler running on another thread did not come along
+  hub_core* here = hub_core::current_if_any();
+  hub_slot* mine = here != nullptr ? here->slot(slot_kind::signals) : nullptr;
+  for (slot& s : slots) {
+    if (!s.used || s.owner == nullptr || s.owner == mine) continue;
+    // Another thread's hub: it does not exist here. Its registrations stay
+    // counted in the dispositions (a cancel still uncounts them) but name
+    // no hub any more.
+    for (signal_registration* r : s.owner->regs_) r->hub = nullptr;
+    s.mask.store(0);
+    s.pending.store(0);
+    int fd = s.fd.exchange(-1);
+    if (fd >= 0) sys::close(fd);  // the child's copy; the parent's stays open
+    s.used = false;
+    s.owner = nullptr;
+  }
+}
+
 namespace {
 
-signals_owner::~signals_owner() {
-  std::lock_guard lock(registry_m);
-  delete std::exchange(this_thread_signals, nullptr);
+hub_signals* this_thread_signals() noexcept {
+  hub_core* h = hub_core::current_if_any();
+  return h != nullptr ? static_cast<hub_signals*>(h->slot(slot_kind::signals)) : nullptr;
 }
 
 // release_if_unused() drops this thread's hub_signals once its last handler
 // is gone. Runs on the hub's thread.
 void release_if_unused() noexcept {
-  hub_signals* hs;
   {
     std::lock_guard lock(registry_m);
-    hs = this_thread_signals;
+    hub_signals* hs = this_thread_signals();
     if (hs == nullptr || !hs->empty()) return;
-    this_thread_signals = nullptr;
-    delete hs;
   }
+  hub_core::current_if_any()->retire_slot(slot_kind::signals);  // retire() takes the lock
 }
 
 // The release, sent to the hub's thread when a handler is cancelled elsewhere.
@@ -242,16 +295,15 @@ void check_signal(int signum) {
 signal_registration* add_signal_handler(int signum, std::shared_ptr<signal_fn> fn) {
   check_signal(signum);
   hub_core& h = hub_core::current();
-  // Touch the owner now, after the hub exists: thread-local destructors run
-  // in reverse order, so ours runs while the hub is still there.
-  [[maybe_unused]] signals_owner* o = &owner;
   auto r = std::make_unique<signal_registration>(signal_registration{signum, std::move(fn), nullptr, &h.facade()});
-  std::lock_guard lock(registry_m);
-  if (this_thread_signals == nullptr) this_thread_signals = new hub_signals(h);
-  hub_signals* hs = this_thread_signals;
+  std::unique_lock lock(registry_m);
+  if (h.slot(slot_kind::signals) == nullptr) h.set_slot(slot_kind::signals, new hub_signals(h));
+  auto* hs = static_cast<hub_signals*>(h.slot(slot_kind::signals));
   auto undo = [&] {
     hs->remove(r.get());
-    if (hs->empty()) delete std::exchange(this_thread_signals, nullptr);
+    if (!hs->empty()) return;
+    lock.unlock();
+    h.retire_slot(slot_kind::signals);
   };
   try {
     hs->add(r.get());
@@ -284,7 +336,7 @@ void remove_signal_handler(signal_registration* r) noexcept {
     if (r->hub != nullptr) {
       r->hub->remove(r);
       release = r->hub->empty();
-      mine = r->hub == this_thread_signals;
+      mine = r->hub == this_thread_signals();
     }
     disposition& d = dispositions[r->signum];
     if (--d.handlers == 0) ::sigaction(r->signum, &d.previous, nullptr);

@@ -1,6 +1,8 @@
 // stack.cpp: mapping, guarding, pooling stacks; diagnosing overflows.
 #include "stack.hpp"
 
+#include "config.hpp"
+
 #include "sys.hpp"
 #include "thread_counter.hpp"
 
@@ -256,8 +258,13 @@ std::size_t default_stack_size() {
   if (cached != 0) [[likely]]
     return cached;
   static const std::size_t size = [] {
-    const char* env = std::getenv("MOSS_STACK_SIZE");
-    return env != nullptr && *env != '\0' ? parse_stack_size(env) : std::size_t{256 * 1024};
+    const char* env = env_value("MOSS_STACK_SIZE");
+    if (env == nullptr) return std::size_t{256 * 1024};
+    try {
+      return parse_stack_size(env);
+    } catch (const moss::error& e) {
+      bad_environment(e);  // exits: see config.hpp
+    }
   }();
   default_size_cache.store(size, std::memory_order_relaxed);
   return size;

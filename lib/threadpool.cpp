@@ -11,6 +11,7 @@
 // before submitting, so a pool thread never allocates to report back.
 #include <moss/threadpool.hpp>
 
+#include "config.hpp"
 #include "hub.hpp"
 #include "native_thread.hpp"
 #include "parse_count.hpp"
@@ -125,7 +126,13 @@ class pool {
   }
 
   static std::size_t initial_size() {
-    if (const char* text = std::getenv("MOSS_THREADPOOL_SIZE")) return parse_pool_size(text);
+    if (const char* text = env_value("MOSS_THREADPOOL_SIZE")) {
+      try {
+        return parse_pool_size(text);
+      } catch (const moss::error& e) {
+        bad_environment(e);  // exits: see config.hpp
+      }
+    }
     return std::clamp<std::size_t>(std::thread::hardware_concurrency(), 4, max_size);
   }
 

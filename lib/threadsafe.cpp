@@ -99,6 +99,29 @@ void inbox::close() noexcept {
   }
 }
 
+void inbox::after_fork(bool mine) noexcept {
+  // Only the forking thread exists: no producer is inside post(), whatever
+  // the counters say. The nodes are dropped without running or deleting
+  // them (a node's destructor may touch its sender's state).
+  waking_.store(0, std::memory_order_relaxed);
+  sleeping_.store(false, std::memory_order_relaxed);
+  posted* h = head_.load(std::memory_order_relaxed);
+  if (mine) {
+    if (h != closed_tag()) head_.store(nullptr, std::memory_order_relaxed);
+    return;
+  }
+  if (h == closed_tag()) return;  // that hub is gone: its poller with it
+  head_.store(closed_tag(), std::memory_order_relaxed);
+  waker_.abandon();
+}
+
+void inboxes_at_fork(fork_phase p) noexcept {
+  if (p != fork_phase::child) return;
+  hub_core* here = hub_core::current_if_any();
+  inbox* mine = here != nullptr ? &here->box() : nullptr;
+  for (inbox* b = all_inboxes.load(std::memory_order_acquire); b != nullptr; b = b->next()) b->after_fork(b == mine);
+}
+
 void posted_call::dispatch() noexcept {
   std::unique_ptr<posted_call> self(this);
   try {

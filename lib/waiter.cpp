@@ -81,6 +81,12 @@ void waiter::interrupt() noexcept {
   if (g_->parked_on_ == this) hub_of(g_).schedule(g_);
 }
 
+void waiter::forget() noexcept {
+  interrupted_ = true;  // wake(), interrupt() and the deadline now do nothing
+  unlink();
+  if (timer_.armed()) hub_of(g_).timers.remove(timer_);
+}
+
 void waiter::deadline_timer::fire() noexcept {
   if (w->woken_ || w->interrupted_) return;
   w->timed_out_ = true;

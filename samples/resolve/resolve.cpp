@@ -160,18 +160,23 @@ int main(int argc, char** argv) {
       auto on_term = moss::signal_handler(SIGTERM, stop);
       for (std::size_t i = 0; i < names.size() && !interrupted; ++i) {
         p.spawn([&, i] {
-          lines[i] = lookup(names[i], family);
+          try {
+            lines[i] = lookup(names[i], family);
+          } catch (const std::exception& e) {
+            lines[i] = names[i] + "\tERROR " + e.what();  // still a line, and a failure
+          }
           ok[i] = lines[i]->find("\tERROR ") == std::string::npos;
           // Print what is now complete at the head of the list.
           for (; next_out < lines.size() && lines[next_out]; ++next_out) {
             std::fputs(lines[next_out]->c_str(), stdout);
             std::fputc('\n', stdout);
-            if (!ok[next_out]) ++failed;
             lines[next_out].reset();  // printed: free the text
           }
         });
       }
       p.join();
+      for (std::size_t i = 0; i < names.size(); ++i)
+        if (!ok[i]) ++failed;  // printed as an error, or never looked up
     });
   } catch (const std::exception& e) {
     std::fprintf(stderr, "moss-resolve: %s\n", e.what());

@@ -93,6 +93,18 @@ TEST(Resolve, AFailedNameIsReportedAndTheExitStatusIsOne) {
   EXPECT_EQ(l[1], "good.test\t10.0.0.1");
 }
 
+TEST(Resolve, AMalformedDnsSettingIsAnErrorNotAnAnswer) {
+  // Exit status 2 and one line naming the variable (lib/config.hpp), never
+  // "resolved" with status 0.
+  auto r = run("MOSS_DNS_SERVERS=999.1.1.1:99999 " + std::string(MOSS_RESOLVE) + " localhost");
+  EXPECT_EQ(r.status, 2) << r.err;
+  EXPECT_EQ(r.out, "");
+  EXPECT_NE(r.err.find("MOSS_DNS_SERVERS: \"999.1.1.1:99999\" is not a server"), std::string::npos) << r.err;
+  auto t = run("MOSS_DNS_TRIES=0 " + std::string(MOSS_RESOLVE) + " --server 127.0.0.1 localhost");
+  EXPECT_EQ(t.status, 2) << t.err;
+  EXPECT_NE(t.err.find("MOSS_DNS_TRIES=\"0\""), std::string::npos) << t.err;
+}
+
 TEST(Resolve, TenThousandNamesFromStdinResolveConcurrentlyInUnderTwoSeconds) {
   moss_test::dns_server dns;
   dns.add_a("*.bulk.test", "10.1.2.3");

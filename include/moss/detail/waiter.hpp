@@ -32,6 +32,11 @@ class waiter {
   // interrupt() wakes g without a result: used to deliver g->pending_.
   void interrupt() noexcept;
 
+  // forget() is for a forked child whose hub leaves the waiting greenlet
+  // behind (it never runs there): the waiter leaves its list and its
+  // deadline is disarmed, and nothing can schedule it any more.
+  void forget() noexcept;
+
   bool woken() const noexcept { return woken_; }
   greenlet_impl* greenlet() const noexcept { return g_; }
 
