@@ -90,6 +90,37 @@ std::string describe(const sample_test::result& r) {
   return "exit status " + std::to_string(r.status) + "\n--- stdout\n" + r.out + "--- stderr\n" + r.err;
 }
 
+// words: a program's output as "key word word..." lines; at(key, i) is the
+// i-th word after key (the last such line), or "(missing)".
+class words {
+ public:
+  explicit words(const std::string& out) {
+    std::istringstream in(out);
+    std::string line;
+    while (std::getline(in, line)) {
+      std::istringstream ls(line);
+      std::string key, w;
+      ls >> key;
+      auto& v = lines_[key];
+      v.clear();
+      while (ls >> w) v.push_back(w);
+    }
+  }
+  std::string operator()(const std::string& key, std::size_t i) const {
+    auto it = lines_.find(key);
+    return it != lines_.end() && it->second.size() > i ? it->second[i] : std::string("(missing)");
+  }
+  long num(const std::string& key, std::size_t i) const {
+    std::string w = (*this)(key, i);
+    char* end = nullptr;
+    long v = std::strtol(w.c_str(), &end, 10);
+    return end == w.c_str() ? LONG_MIN : v;
+  }
+
+ private:
+  std::map<std::string, std::vector<std::string>> lines_;
+};
+
 #define EXPECT_GREEN_THREADS(n, r)                                              \
   do {                                                                          \
     EXPECT_GE((n), 1) << describe(r);                                           \
@@ -360,18 +391,7 @@ TEST_F(Preload, RwlocksShareReadersExcludeWritersAndBarriersHoldEveryone) {
 TEST_F(Preload, SemTimedwaitTimesOutWhileOtherThreadsRun) {
   auto r = sample_test::run(mossrun({PROG_SEM_TIMEOUT}), 20s);
   ASSERT_EQ(r.status, 0) << describe(r);
-  std::istringstream in(r.out);
-  std::string line;
-  std::map<std::string, std::vector<std::string>> words;
-  while (std::getline(in, line)) {
-    std::istringstream ls(line);
-    std::string w, key;
-    ls >> key;
-    while (ls >> w) words[key].push_back(w);
-  }
-  auto at = [&](const std::string& key, std::size_t i) {
-    return words[key].size() > i ? words[key][i] : std::string("(missing)");
-  };
+  words at(r.out);
   // timedwait -1 ETIMEDOUT elapsed_ms E ticks K
   EXPECT_EQ(at("timedwait", 0), "-1") << describe(r);
   EXPECT_EQ(at("timedwait", 1), "ETIMEDOUT") << describe(r);
@@ -391,6 +411,49 @@ TEST_F(Preload, SemTimedwaitTimesOutWhileOtherThreadsRun) {
   EXPECT_EQ(at("trywait", 1), "EAGAIN") << describe(r);
   EXPECT_EQ(at("value", 0), "0") << describe(r);
   EXPECT_GREEN_THREADS(std::atoi(at("threads", 0).c_str()), r);
+}
+
+TEST_F(Preload, StdCallOnceSharedMutexTimedMutexAndAsyncWork) {
+  auto r = sample_test::run(mossrun({PROG_STD_SYNC}), 20s);
+  ASSERT_EQ(r.status, 0) << describe(r);
+  words at(r.out);
+  EXPECT_EQ(at.num("once_runs", 0), 1) << describe(r);
+  EXPECT_EQ(at.num("once_early", 0), 0) << "std::call_once returned before the initializer finished\n" << describe(r);
+  EXPECT_EQ(at.num("max_shared", 0), 4) << "four std::shared_lock holders at once\n" << describe(r);
+  EXPECT_EQ(at.num("unique_overlap", 0), 0) << describe(r);
+  EXPECT_EQ(at.num("try_lock_for", 0), 0) << describe(r);
+  EXPECT_GE(at.num("try_lock_for", 2), 95) << describe(r);
+  EXPECT_LT(at.num("try_lock_for", 2), 390) << "try_lock_for(100ms) must give up before the holder lets go\n"
+                                            << describe(r);
+  EXPECT_EQ(at.num("async", 0), 42) << describe(r);
+  EXPECT_GREEN_THREADS(at.num("threads", 0), r);
+}
+
+TEST_F(Preload, MutexKindsTimedLocksAndMonotonicCondvars) {
+  auto r = sample_test::run(mossrun({PROG_MUTEX_KINDS}), 20s);
+  ASSERT_EQ(r.status, 0) << describe(r);
+  words at(r.out);
+  EXPECT_EQ(at("recursive", 1), "0") << "a recursive mutex locked twice by its owner\n" << describe(r);
+  EXPECT_EQ(at("recursive", 3), "EBUSY") << "trylock of a recursive mutex another thread holds\n" << describe(r);
+  EXPECT_EQ(at("errorcheck", 1), "EDEADLK") << describe(r);
+  EXPECT_EQ(at("errorcheck", 3), "EPERM") << describe(r);
+  EXPECT_EQ(at("errorcheck", 5), "0") << describe(r);
+  EXPECT_EQ(at("timedlock", 0), "ETIMEDOUT") << describe(r);
+  EXPECT_GE(at.num("timedlock", 2), 95) << describe(r);
+  EXPECT_LT(at.num("timedlock", 2), 390) << describe(r);
+  EXPECT_GE(at.num("timedlock", 4), 3) << "the holder's 10 ms naps go on during the timed lock\n" << describe(r);
+  EXPECT_EQ(at("trylock_held", 0), "EBUSY") << describe(r);
+  EXPECT_EQ(at("cond_timedwait", 0), "ETIMEDOUT") << describe(r);
+  EXPECT_GE(at.num("cond_timedwait", 2), 95) << describe(r);
+  EXPECT_LT(at.num("cond_timedwait", 2), 800) << "a CLOCK_MONOTONIC deadline read as CLOCK_REALTIME never ends\n"
+                                              << describe(r);
+  EXPECT_EQ(at("cond_clockwait", 0), "ETIMEDOUT") << describe(r);
+  EXPECT_GE(at.num("cond_clockwait", 2), 95) << describe(r);
+  EXPECT_LT(at.num("cond_clockwait", 2), 800) << describe(r);
+  EXPECT_EQ(at("cond_signal", 0), "0") << describe(r);
+  EXPECT_LT(at.num("cond_signal", 2), 800) << describe(r);
+  EXPECT_EQ(at.num("spin_sum", 0), 4000) << describe(r);
+  EXPECT_GREEN_THREADS(at.num("threads", 0), r);
 }
 
 TEST_F(Preload, LockOrderDeadlockIsReportedAndExits70) {
