@@ -348,6 +348,24 @@ TEST_F(Preload, ThreadsNativeOptionKeepsOsThreads) {
   EXPECT_LT(num(f, "elapsed_ms"), 600) << describe(r);
 }
 
+// ---- how main ends ------------------------------------------------------------
+
+TEST_F(Preload, PthreadExitFromMainWaitsForTheOtherThreads) {
+  auto r = sample_test::run(mossrun({PROG_MAIN_EXIT, "pthread_exit"}), 20s);
+  EXPECT_EQ(r.status, 0) << describe(r);
+  EXPECT_EQ(r.out.substr(r.out.find('\n') + 1), "worker 1\nworker 2\nworker 3\n") << describe(r);
+  EXPECT_GREEN_THREADS(num(fields(r.out), "threads"), r);
+}
+
+TEST_F(Preload, ReturnFromMainEndsTheProcessWithRunningThreads) {
+  auto start = clk::now();
+  auto r = sample_test::run(mossrun({PROG_MAIN_EXIT, "return"}), 20s);
+  EXPECT_EQ(r.status, 3) << describe(r);
+  EXPECT_LT(clk::now() - start, 3s) << "the sleeping thread must not hold the process\n" << describe(r);
+  EXPECT_EQ(r.out.find("late"), std::string::npos) << describe(r);
+  EXPECT_GREEN_THREADS(num(fields(r.out), "threads"), r);
+}
+
 // ---- synchronization -------------------------------------------------------
 
 TEST_F(Preload, StdThreadProducersAndConsumersPassEveryItem) {
