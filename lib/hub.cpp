@@ -206,10 +206,10 @@ void hub_core::deliver_loop_exit() {
   else
     for (greenlet_impl* g = tasks_; g != nullptr && victim == nullptr; g = g->hub_next_)
       if (g->parked_on_ != nullptr) victim = g;
-  if (victim == nullptr && thread_.root->owner_ == &forked_away_thread()) {
-    // A forked child whose forking greenlet was not the main one: that
-    // greenlet, and whatever it spawned, has finished. As for a process
-    // whose last thread returns, the child exits with status 0.
+  if (victim == nullptr && forked_) {
+    // A forked child whose main greenlet was left behind (it waited on the
+    // hub): the forking greenlet, and whatever it spawned, has finished. As
+    // for a process whose last thread returns, the child exits with status 0.
     std::exit(0);
   }
   if (victim == nullptr) {
@@ -252,6 +252,7 @@ thread_state& forked_away_thread() noexcept {
 }
 
 void hub_core::after_fork_in_child() noexcept {
+  forked_ = true;
   // 1. A poller of our own; the parent keeps the old one.
   events.after_fork();
 

@@ -252,6 +252,7 @@ class hub_core {
   hub_slot* slots_[slot_kinds] = {};
   slot_kind made_[slot_kinds] = {};  // the order slots were made in
   int slots_made_ = 0;
+  bool forked_ = false;  // rebuilt in a forked child: greenlets were left behind
 };
 
 // ---- fork ------------------------------------------------------------------

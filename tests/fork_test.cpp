@@ -21,6 +21,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <future>
+#include <thread>
 #include <cstdlib>
 #include <cstring>
 #include <functional>
@@ -495,6 +497,62 @@ TEST(Fork, ChildOfATaskExitsWhenItsLastGreenletReturns) {
     if (child == 0) return 99;
     int st = wait_child(child);
     return st == 0 ? 0 : 10 + st;
+  });
+  EXPECT_TRUE(r.exited && r.status == 0) << describe(r);
+}
+
+// Other threads and their hubs do not exist in the child: posting to one
+// fails there (it has stopped), while in the parent it still works; the
+// child's own hub, thread pool and signal handlers work.
+TEST(Fork, AnotherThreadsHubIsGoneInTheChildOnly) {
+  auto r = in_harness([] {
+    std::promise<moss::hub*> made;
+    moss::event stop_other;  // set through call_threadsafe
+    std::thread other([&] {
+      moss::run([&] {
+        made.set_value(&moss::hub::current());
+        auto alive = moss::hub::current().keep_alive();
+        auto h = moss::signal_handler(SIGUSR2, [] {});
+        int sv[2];
+        moss::io::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv);
+        auto reader = moss::spawn([&] {
+          char c;
+          moss::io::read(sv[0], &c, 1);
+        });
+        stop_other.wait();
+        moss::io::write(sv[1], "x", 1);
+        reader.join();
+        moss::io::close(sv[0]);
+        moss::io::close(sv[1]);
+      });
+    });
+    moss::hub* hub_of_other = made.get_future().get();
+    moss::sleep(5ms);  // it is waiting now
+    auto forker = moss::spawn([&]() -> int {
+      pid_t pid = fork();
+      if (pid == 0) {
+        int code = child_ok;
+        try {
+          hub_of_other->call_threadsafe([] {});
+          code = 1;  // accepted: nobody would ever run it
+        } catch (const moss::error&) {
+        }
+        if (moss::run_in_thread([] { return 2; }) != 2) code = 2;
+        int got = 0;
+        auto mine = moss::signal_handler(SIGUSR1, [&] { ++got; });
+        ::kill(getpid(), SIGUSR1);
+        for (int i = 0; i < 1000 && got == 0; ++i) moss::sleep(1ms);
+        if (got != 1) code = 3;
+        _exit(code);
+      }
+      int st = wait_child(pid);
+      return st == child_ok ? 0 : 10 + st;
+    });
+    int rc = forker.get();
+    auto done = moss::spawn_threadsafe(*hub_of_other, [&] { stop_other.set(); });
+    done.get();
+    other.join();
+    return rc;
   });
   EXPECT_TRUE(r.exited && r.status == 0) << describe(r);
 }
