@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <csetjmp>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -91,11 +92,28 @@ void forget_if_empty(const void* addr) noexcept {
   if (it != table->lists.end() && it->second.empty()) table->lists.erase(it);
 }
 
+void exit_green(green_thread* gt, void* value) {
+  gt->exit_value = value;
+  continue_exit(gt);
+}
+
+void continue_exit(green_thread* gt) {
+  if (gt->cleanup_top != nullptr) {
+    auto* buf = static_cast<__pthread_unwind_buf_t*>(gt->cleanup_top);
+    gt->cleanup_top = buf->__pad[0];
+    // The handler's frame is an ancestor of this one, on this stack: the
+    // same jump glibc's own unwinder makes. savemask was 0, so the jmp_buf
+    // prefix is all longjmp reads.
+    std::longjmp(reinterpret_cast<__jmp_buf_tag*>(buf->__cancel_jmp_buf), 1);
+  }
+  throw green_exit{gt->exit_value};
+}
+
 void test_cancel() {
   green_thread* me = current_green();
   if (me != nullptr && me->cancel_pending && me->cancel_enabled) {
     me->cancel_pending = false;
-    throw green_exit{PTHREAD_CANCELED};
+    exit_green(me, PTHREAD_CANCELED);
   }
 }
 

@@ -52,8 +52,10 @@ struct green_thread {
   bool in_cancel_point = false;
   // Thread-specific values, by key: {generation, value}.
   std::vector<std::pair<unsigned, void*>> values;
-  // __pthread_register_cancel's chain (plain C cleanup handlers).
+  // __pthread_register_cancel's chain: the cleanup handlers of C code built
+  // without exceptions (a __pthread_unwind_buf_t each, linked by __pad[0]).
   void* cleanup_top = nullptr;
+  void* exit_value = nullptr;  // while the handlers run on the way out
   char name[16] = {};
 };
 
@@ -89,6 +91,12 @@ bool park(detail::waiter& w, detail::time_point deadline, const char* what, bool
 // wake_for_cancel() ends gt's wait in a cancellation point, where park()
 // then acts upon the cancellation.
 void wake_for_cancel(green_thread* gt) noexcept;
+
+// exit_green() ends the calling green thread with value: it runs the C
+// cleanup handlers (each longjmp'd to, each ending in __pthread_unwind_next,
+// which calls continue_exit), then unwinds the stack with green_exit.
+[[noreturn]] void exit_green(green_thread* gt, void* value);
+[[noreturn]] void continue_exit(green_thread* gt);
 
 // test_cancel() acts upon a pending cancellation of the calling green thread.
 void test_cancel();

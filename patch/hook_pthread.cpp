@@ -60,6 +60,11 @@ MOSS_REAL(pthread_setschedprio, int (*)(pthread_t, int))
 MOSS_REAL(pthread_setaffinity_np, int (*)(pthread_t, size_t, const cpu_set_t*))
 MOSS_REAL(pthread_getaffinity_np, int (*)(pthread_t, size_t, cpu_set_t*))
 MOSS_REAL(sched_yield, int (*)())
+MOSS_REAL(__pthread_register_cancel, void (*)(__pthread_unwind_buf_t*))
+MOSS_REAL(__pthread_register_cancel_defer, void (*)(__pthread_unwind_buf_t*))
+MOSS_REAL(__pthread_unregister_cancel, void (*)(__pthread_unwind_buf_t*))
+MOSS_REAL(__pthread_unregister_cancel_restore, void (*)(__pthread_unwind_buf_t*))
+MOSS_REAL(__pthread_unwind_next, void (*)(__pthread_unwind_buf_t*))
 
 // live counts green threads that have not finished; pthread_exit from main
 // waits for it to reach zero (all_done).
@@ -270,7 +275,7 @@ int pthread_detach(pthread_t t) {
 
 [[noreturn]] void pthread_exit(void* value) {
   if (green_context()) {
-    if (current_green() != nullptr) throw green_exit{value};
+    if (green_thread* gt = current_green()) exit_green(gt, value);
     // main: the process lives on until the last thread has ended, then
     // exits 0 (POSIX), so wait for every green thread first.
     while (live > 0) {
@@ -462,6 +467,34 @@ int pthread_setaffinity_np(pthread_t t, size_t n, const cpu_set_t* set) noexcept
 }
 int pthread_getaffinity_np(pthread_t t, size_t n, cpu_set_t* set) noexcept {
   return real_pthread_getaffinity_np()(os_thread(t), n, set);
+}
+
+// pthread_cleanup_push/pop of C code built without exceptions.
+void __pthread_register_cancel(__pthread_unwind_buf_t* buf) {
+  green_thread* gt = current_green();
+  if (gt == nullptr) return real___pthread_register_cancel()(buf);
+  buf->__pad[0] = gt->cleanup_top;
+  gt->cleanup_top = buf;
+}
+void __pthread_register_cancel_defer(__pthread_unwind_buf_t* buf) {
+  green_thread* gt = current_green();
+  if (gt == nullptr) return real___pthread_register_cancel_defer()(buf);
+  __pthread_register_cancel(buf);
+}
+void __pthread_unregister_cancel(__pthread_unwind_buf_t* buf) {
+  green_thread* gt = current_green();
+  if (gt == nullptr) return real___pthread_unregister_cancel()(buf);
+  gt->cleanup_top = buf->__pad[0];
+}
+void __pthread_unregister_cancel_restore(__pthread_unwind_buf_t* buf) {
+  green_thread* gt = current_green();
+  if (gt == nullptr) return real___pthread_unregister_cancel_restore()(buf);
+  __pthread_unregister_cancel(buf);
+}
+[[noreturn]] void __pthread_unwind_next(__pthread_unwind_buf_t* buf) {
+  if (green_thread* gt = current_green()) continue_exit(gt);
+  real___pthread_unwind_next()(buf);
+  __builtin_unreachable();
 }
 
 int sched_yield() noexcept {
