@@ -48,28 +48,6 @@ std::vector<std::string> mossrun(std::vector<std::string> args) {
   return args;
 }
 
-// fields() maps the first word of each line of a program's output to the
-// rest of the line (the last line wins).
-std::map<std::string, std::string> fields(const std::string& out) {
-  std::map<std::string, std::string> f;
-  std::istringstream in(out);
-  std::string line;
-  while (std::getline(in, line)) {
-    auto sp = line.find(' ');
-    if (sp != std::string::npos) f[line.substr(0, sp)] = line.substr(sp + 1);
-  }
-  return f;
-}
-
-// num() is the number that starts field key, or LONG_MIN if there is none.
-long num(const std::map<std::string, std::string>& f, const std::string& key) {
-  auto it = f.find(key);
-  if (it == f.end()) return LONG_MIN;
-  char* end = nullptr;
-  long v = std::strtol(it->second.c_str(), &end, 10);
-  return end == it->second.c_str() ? LONG_MIN : v;
-}
-
 // os_threads() reads "Threads:" of a running process; -1 if it is gone.
 int os_threads(pid_t pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/status");
@@ -90,7 +68,7 @@ std::string describe(const sample_test::result& r) {
   return "exit status " + std::to_string(r.status) + "\n--- stdout\n" + r.out + "--- stderr\n" + r.err;
 }
 
-// words: a program's output as "key word word..." lines; at(key, i) is the
+// words: a program's output as "key word word..." lines; w(key, i) is the
 // i-th word after key (the last such line), or "(missing)".
 class words {
  public:
@@ -318,34 +296,34 @@ TEST_F(Preload, ThreeThreadsSleepingOneTwoFourSecondsTakeFourNotSeven) {
   auto r = sample_test::run(mossrun({PROG_SLEEPERS}), 30s);
   ASSERT_EQ(r.status, 0) << describe(r);
   EXPECT_EQ(r.out.substr(0, r.out.find("threads")), "woke 1\nwoke 2\nwoke 4\n") << describe(r);
-  auto f = fields(r.out);
-  EXPECT_GE(num(f, "elapsed_ms"), 3990) << describe(r);
-  EXPECT_LT(num(f, "elapsed_ms"), 6000) << "4 units, not 7\n" << describe(r);
-  EXPECT_GREEN_THREADS(num(f, "threads"), r);
+  words f(r.out);
+  EXPECT_GE(f.num("elapsed_ms", 0), 3990) << describe(r);
+  EXPECT_LT(f.num("elapsed_ms", 0), 6000) << "4 units, not 7\n" << describe(r);
+  EXPECT_GREEN_THREADS(f.num("threads", 0), r);
 }
 
 TEST_F(Preload, ThreeThreadsUsleepingTakeFourUnitsNotSeven) {
   auto r = sample_test::run(mossrun({PROG_SLEEPERS, "300"}), 30s);
   ASSERT_EQ(r.status, 0) << describe(r);
   EXPECT_EQ(r.out.substr(0, r.out.find("threads")), "woke 1\nwoke 2\nwoke 4\n") << describe(r);
-  auto f = fields(r.out);
-  EXPECT_GE(num(f, "elapsed_ms"), 1190) << describe(r);
-  EXPECT_LT(num(f, "elapsed_ms"), 1800) << "4 units (1.2 s), not 7 (2.1 s)\n" << describe(r);
-  EXPECT_GREEN_THREADS(num(f, "threads"), r);
+  words f(r.out);
+  EXPECT_GE(f.num("elapsed_ms", 0), 1190) << describe(r);
+  EXPECT_LT(f.num("elapsed_ms", 0), 1800) << "4 units (1.2 s), not 7 (2.1 s)\n" << describe(r);
+  EXPECT_GREEN_THREADS(f.num("threads", 0), r);
 }
 
 TEST_F(Preload, NativelyTheSleepersHaveFourOsThreads) {
   auto r = sample_test::run({PROG_SLEEPERS, "100"}, 30s);
   ASSERT_EQ(r.status, 0) << describe(r);
-  EXPECT_EQ(num(fields(r.out), "threads"), 4) << describe(r);
+  EXPECT_EQ(words(r.out).num("threads", 0), 4) << describe(r);
 }
 
 TEST_F(Preload, ThreadsNativeOptionKeepsOsThreads) {
   auto r = sample_test::run(mossrun({"--threads", "native", PROG_SLEEPERS, "100"}), 30s);
   ASSERT_EQ(r.status, 0) << describe(r);
-  auto f = fields(r.out);
-  EXPECT_EQ(num(f, "threads"), 4) << describe(r);
-  EXPECT_LT(num(f, "elapsed_ms"), 600) << describe(r);
+  words f(r.out);
+  EXPECT_EQ(f.num("threads", 0), 4) << describe(r);
+  EXPECT_LT(f.num("elapsed_ms", 0), 600) << describe(r);
 }
 
 // ---- how main ends ------------------------------------------------------------
@@ -354,7 +332,7 @@ TEST_F(Preload, PthreadExitFromMainWaitsForTheOtherThreads) {
   auto r = sample_test::run(mossrun({PROG_MAIN_EXIT, "pthread_exit"}), 20s);
   EXPECT_EQ(r.status, 0) << describe(r);
   EXPECT_EQ(r.out.substr(r.out.find('\n') + 1), "worker 1\nworker 2\nworker 3\n") << describe(r);
-  EXPECT_GREEN_THREADS(num(fields(r.out), "threads"), r);
+  EXPECT_GREEN_THREADS(words(r.out).num("threads", 0), r);
 }
 
 TEST_F(Preload, ReturnFromMainEndsTheProcessWithRunningThreads) {
@@ -363,7 +341,7 @@ TEST_F(Preload, ReturnFromMainEndsTheProcessWithRunningThreads) {
   EXPECT_EQ(r.status, 3) << describe(r);
   EXPECT_LT(clk::now() - start, 3s) << "the sleeping thread must not hold the process\n" << describe(r);
   EXPECT_EQ(r.out.find("late"), std::string::npos) << describe(r);
-  EXPECT_GREEN_THREADS(num(fields(r.out), "threads"), r);
+  EXPECT_GREEN_THREADS(words(r.out).num("threads", 0), r);
 }
 
 // ---- synchronization -------------------------------------------------------
@@ -371,39 +349,39 @@ TEST_F(Preload, ReturnFromMainEndsTheProcessWithRunningThreads) {
 TEST_F(Preload, StdThreadProducersAndConsumersPassEveryItem) {
   auto r = sample_test::run(mossrun({PROG_PRODCONS}), 60s);
   ASSERT_EQ(r.status, 0) << describe(r);
-  auto f = fields(r.out);
-  EXPECT_EQ(num(f, "items"), 80000) << describe(r);
-  EXPECT_EQ(num(f, "sum"), num(f, "expected")) << describe(r);
-  EXPECT_NE(num(f, "sum"), LONG_MIN) << describe(r);
-  EXPECT_GREEN_THREADS(num(f, "threads"), r);
+  words f(r.out);
+  EXPECT_EQ(f.num("items", 0), 80000) << describe(r);
+  EXPECT_EQ(f.num("sum", 0), f.num("expected", 0)) << describe(r);
+  EXPECT_NE(f.num("sum", 0), LONG_MIN) << describe(r);
+  EXPECT_GREEN_THREADS(f.num("threads", 0), r);
 }
 
 TEST_F(Preload, KeyDestructorsRunAtThreadExitAndOnceRunsOnce) {
   auto r = sample_test::run(mossrun({PROG_KEYS_ONCE}), 20s);
   ASSERT_EQ(r.status, 0) << describe(r);
-  auto f = fields(r.out);
-  EXPECT_EQ(num(f, "once_runs"), 1) << describe(r);
-  EXPECT_EQ(num(f, "once_early"), 0) << "pthread_once returned before the init routine finished\n" << describe(r);
-  EXPECT_EQ(num(f, "value_mismatch"), 0) << "a thread saw another's pthread_getspecific value\n" << describe(r);
-  EXPECT_EQ(num(f, "destructors"), 8) << describe(r);
-  EXPECT_EQ(num(f, "destructor_mismatch"), 0) << describe(r);
-  EXPECT_EQ(num(f, "key2_destructors"), 4) << "destructors run only for non-NULL values\n" << describe(r);
-  EXPECT_EQ(num(f, "exit_value"), 77) << "pthread_exit's value through pthread_join\n" << describe(r);
-  EXPECT_EQ(f["main_value"], "ok") << describe(r);
-  EXPECT_GREEN_THREADS(num(f, "threads"), r);
+  words f(r.out);
+  EXPECT_EQ(f.num("once_runs", 0), 1) << describe(r);
+  EXPECT_EQ(f.num("once_early", 0), 0) << "pthread_once returned before the init routine finished\n" << describe(r);
+  EXPECT_EQ(f.num("value_mismatch", 0), 0) << "a thread saw another's pthread_getspecific value\n" << describe(r);
+  EXPECT_EQ(f.num("destructors", 0), 8) << describe(r);
+  EXPECT_EQ(f.num("destructor_mismatch", 0), 0) << describe(r);
+  EXPECT_EQ(f.num("key2_destructors", 0), 4) << "destructors run only for non-NULL values\n" << describe(r);
+  EXPECT_EQ(f.num("exit_value", 0), 77) << "pthread_exit's value through pthread_join\n" << describe(r);
+  EXPECT_EQ(f("main_value", 0), "ok") << describe(r);
+  EXPECT_GREEN_THREADS(f.num("threads", 0), r);
 }
 
 TEST_F(Preload, RwlocksShareReadersExcludeWritersAndBarriersHoldEveryone) {
   auto r = sample_test::run(mossrun({PROG_RWLOCK_BARRIER}), 20s);
   ASSERT_EQ(r.status, 0) << describe(r);
-  auto f = fields(r.out);
-  EXPECT_EQ(num(f, "max_readers"), 4) << "the four readers hold the read lock together\n" << describe(r);
-  EXPECT_EQ(num(f, "writer_overlap"), 0) << describe(r);
-  EXPECT_EQ(num(f, "barrier_early"), 0) << describe(r);
-  EXPECT_EQ(num(f, "serial"), 5) << "one PTHREAD_BARRIER_SERIAL_THREAD a round\n" << describe(r);
-  EXPECT_EQ(f["timedwrlock"], "ETIMEDOUT") << describe(r);
-  EXPECT_EQ(num(f, "tryrdlock"), 0) << describe(r);
-  EXPECT_GREEN_THREADS(num(f, "threads"), r);
+  words f(r.out);
+  EXPECT_EQ(f.num("max_readers", 0), 4) << "the four readers hold the read lock together\n" << describe(r);
+  EXPECT_EQ(f.num("writer_overlap", 0), 0) << describe(r);
+  EXPECT_EQ(f.num("barrier_early", 0), 0) << describe(r);
+  EXPECT_EQ(f.num("serial", 0), 5) << "one PTHREAD_BARRIER_SERIAL_THREAD a round\n" << describe(r);
+  EXPECT_EQ(f("timedwrlock", 0), "ETIMEDOUT") << describe(r);
+  EXPECT_EQ(f.num("tryrdlock", 0), 0) << describe(r);
+  EXPECT_GREEN_THREADS(f.num("threads", 0), r);
 }
 
 TEST_F(Preload, SemTimedwaitTimesOutWhileOtherThreadsRun) {
@@ -502,14 +480,14 @@ TEST_F(Preload, TwoHundredThreadsResolveInAboutOneServerDelay) {
   dns.set_delay(200ms);
   auto r = sample_test::run(mossrun({"--dns-servers", dns.address(), PROG_DNS_MANY, "200"}), 60s);
   ASSERT_EQ(r.status, 0) << describe(r);
-  auto f = fields(r.out);
-  EXPECT_EQ(num(f, "resolved"), 200) << describe(r);
-  EXPECT_EQ(num(f, "wrong"), 0) << describe(r);
-  EXPECT_GE(num(f, "elapsed_ms"), 190) << describe(r);
-  EXPECT_LT(num(f, "elapsed_ms"), 2000) << "200 lookups of 200 ms each, concurrently: ~0.2 s, not 40 s\n"
+  words f(r.out);
+  EXPECT_EQ(f.num("resolved", 0), 200) << describe(r);
+  EXPECT_EQ(f.num("wrong", 0), 0) << describe(r);
+  EXPECT_GE(f.num("elapsed_ms", 0), 190) << describe(r);
+  EXPECT_LT(f.num("elapsed_ms", 0), 2000) << "200 lookups of 200 ms each, concurrently: ~0.2 s, not 40 s\n"
                                         << describe(r);
   EXPECT_GE(dns.queries(), 200u) << "the lookups must reach the test's DNS server";
-  EXPECT_GREEN_THREADS(num(f, "threads"), r);
+  EXPECT_GREEN_THREADS(f.num("threads", 0), r);
 }
 
 // ---- built variants ----------------------------------------------------------
@@ -546,13 +524,13 @@ TEST_F(Preload, Python3ThreadingSleepsLocksConditionsAndQueues) {
   auto r = sample_test::run(mossrun({"/usr/bin/python3", PY_THREADS, "0.3"}), 60s);
   ASSERT_EQ(r.status, 0) << describe(r);
   EXPECT_EQ(r.out.substr(0, r.out.find("threads")), "woke 1\nwoke 2\nwoke 4\n") << describe(r);
-  auto f = fields(r.out);
-  EXPECT_GE(num(f, "elapsed_ms"), 1190) << describe(r);
-  EXPECT_LT(num(f, "elapsed_ms"), 1800) << "4 units (1.2 s), not 7 (2.1 s)\n" << describe(r);
-  EXPECT_EQ(num(f, "counter"), 4000) << describe(r);
-  EXPECT_EQ(num(f, "cond_woken"), 3) << describe(r);
-  EXPECT_EQ(num(f, "queue_sum"), 499500) << describe(r);
-  EXPECT_GREEN_THREADS(num(f, "threads"), r);
+  words f(r.out);
+  EXPECT_GE(f.num("elapsed_ms", 0), 1190) << describe(r);
+  EXPECT_LT(f.num("elapsed_ms", 0), 1800) << "4 units (1.2 s), not 7 (2.1 s)\n" << describe(r);
+  EXPECT_EQ(f.num("counter", 0), 4000) << describe(r);
+  EXPECT_EQ(f.num("cond_woken", 0), 3) << describe(r);
+  EXPECT_EQ(f.num("queue_sum", 0), 499500) << describe(r);
+  EXPECT_GREEN_THREADS(f.num("threads", 0), r);
 }
 
 // python3 -m http.server is a ThreadingHTTPServer: a thread per connection.
