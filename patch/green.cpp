@@ -58,13 +58,25 @@ wait_table& this_table() {
   return *table;
 }
 
-// cancel_signal ends a wait in a cancellation point (wake_for_cancel).
+// cancel_signal ends a wait in a cancellation point (cancel()).
 struct cancel_signal {};
+
+bool is_cancel_signal(const std::exception_ptr& e) noexcept {
+  try {
+    std::rethrow_exception(e);
+  } catch (const cancel_signal&) {
+    return true;
+  } catch (...) {
+    return false;
+  }
+}
 
 }  // namespace
 
-void wake_for_cancel(green_thread* gt) noexcept {
-  if (gt->g != nullptr) detail::interrupt(gt->g, std::make_exception_ptr(cancel_signal{}));
+void cancel(green_thread* gt) noexcept {
+  gt->cancel_pending = true;
+  if (gt->cancel_enabled && gt->g != nullptr && gt->g->parked_on_ != nullptr && !gt->uninterruptible)
+    detail::interrupt(gt->g, std::make_exception_ptr(cancel_signal{}));
 }
 
 detail::waiter_list& waiters_at(const void* addr) { return this_table().lists.try_emplace(addr).first->second; }
@@ -111,10 +123,13 @@ void continue_exit(green_thread* gt) {
 
 void test_cancel() {
   green_thread* me = current_green();
-  if (me != nullptr && me->cancel_pending && me->cancel_enabled) {
-    me->cancel_pending = false;
-    exit_green(me, PTHREAD_CANCELED);
-  }
+  if (me == nullptr || !me->cancel_pending || !me->cancel_enabled) return;
+  me->cancel_pending = false;
+  // An interrupted hooked call re-armed the signal (hooks.cpp): drop it, so
+  // the cleanup handlers can wait again.
+  detail::greenlet_impl* g = detail::current_impl();
+  if (g->pending_ && is_cancel_signal(g->pending_)) g->pending_ = nullptr;
+  exit_green(me, PTHREAD_CANCELED);
 }
 
 bool park(detail::waiter& w, detail::time_point deadline, const char* what, bool cancel_point) {
@@ -122,20 +137,19 @@ bool park(detail::waiter& w, detail::time_point deadline, const char* what, bool
   if (cancel_point) test_cancel();
   w.set_what(what);
   bool woken = false;
-  if (me != nullptr && cancel_point) me->in_cancel_point = true;
+  if (me != nullptr) me->uninterruptible = !cancel_point;
   try {
     woken = w.wait(deadline);
   } catch (const moss::loop_exit&) {
     report_deadlock(what);
   } catch (const cancel_signal&) {
-    if (me != nullptr) me->in_cancel_point = false;
     test_cancel();
     return false;
   } catch (...) {
-    if (me != nullptr) me->in_cancel_point = false;
+    if (me != nullptr) me->uninterruptible = false;
     throw;
   }
-  if (me != nullptr) me->in_cancel_point = false;
+  if (me != nullptr) me->uninterruptible = false;
   if (cancel_point && !woken) test_cancel();
   return woken;
 }

@@ -49,7 +49,7 @@ struct green_thread {
   // Cancellation (deferred only: asynchronous cancellation is taken as deferred).
   bool cancel_enabled = true;
   bool cancel_pending = false;
-  bool in_cancel_point = false;
+  bool uninterruptible = false;  // parked where POSIX has no cancellation point
   // Thread-specific values, by key: {generation, value}.
   std::vector<std::pair<unsigned, void*>> values;
   // __pthread_register_cancel's chain: the cleanup handlers of C code built
@@ -88,9 +88,10 @@ void forget_if_empty(const void* addr) noexcept;
 // Other exceptions (the task being killed) propagate.
 bool park(detail::waiter& w, detail::time_point deadline, const char* what, bool cancel_point);
 
-// wake_for_cancel() ends gt's wait in a cancellation point, where park()
-// then acts upon the cancellation.
-void wake_for_cancel(green_thread* gt) noexcept;
+// cancel() marks gt cancelled and ends its wait if it is parked in a
+// cancellation point (a green wait of ours, or a hooked call), where the
+// cancellation is then acted upon.
+void cancel(green_thread* gt) noexcept;
 
 // exit_green() ends the calling green thread with value: it runs the C
 // cleanup handlers (each longjmp'd to, each ending in __pthread_unwind_next,
@@ -98,7 +99,8 @@ void wake_for_cancel(green_thread* gt) noexcept;
 [[noreturn]] void exit_green(green_thread* gt, void* value);
 [[noreturn]] void continue_exit(green_thread* gt);
 
-// test_cancel() acts upon a pending cancellation of the calling green thread.
+// test_cancel() acts upon a pending cancellation of the calling green
+// thread; it is also the hooks' cancel_point (hooks.hpp).
 void test_cancel();
 
 // report_deadlock() prints every green thread and what it waits on (the

@@ -315,9 +315,7 @@ int pthread_sigqueue(pthread_t t, int sig, const sigval value) noexcept {
 int pthread_cancel(pthread_t t) {
   green_thread* gt = as_green(t);
   if (gt == nullptr) return real_pthread_cancel()(t);
-  if (gt->finished) return 0;
-  gt->cancel_pending = true;
-  if (gt->cancel_enabled && gt->in_cancel_point) wake_for_cancel(gt);
+  if (!gt->finished) cancel(gt);
   return 0;
 }
 

@@ -31,7 +31,8 @@ nanoseconds to_duration(const timespec& ts) noexcept {
 
 // sleep_for() waits cooperatively; returns 0, or the errno of an interruption
 // (and the time left in `left`).
-int sleep_for(nanoseconds d, nanoseconds* left = nullptr) noexcept {
+int sleep_for(nanoseconds d, nanoseconds* left = nullptr) {
+  at_cancel_point();  // a cancellation point for green pthreads (hooks.hpp)
   detail::time_point deadline = detail::deadline_after(d);
   try {
     if (d <= nanoseconds::zero()) moss::yield();
@@ -39,7 +40,9 @@ int sleep_for(nanoseconds d, nanoseconds* left = nullptr) noexcept {
     return 0;
   } catch (...) {
     if (left != nullptr) *left = std::max(nanoseconds::zero(), duration_cast<nanoseconds>(deadline - detail::clock::now()));
-    return interrupted(std::current_exception());
+    int err = interrupted(std::current_exception());
+    at_cancel_point();
+    return err;
   }
 }
 

@@ -16,6 +16,7 @@ namespace moss::patch {
 
 unsigned enabled_families = family_all;
 thread_local int signal_depth = 0;
+void (*cancel_point)() = nullptr;
 
 bool in_greenlet() noexcept {
   detail::thread_state* t = detail::this_thread_if_any();

@@ -54,6 +54,18 @@ inline bool cooperative(family f) noexcept {
   return (enabled_families & f) != 0 && signal_depth == 0 && in_greenlet();
 }
 
+// cancel_point is set by the preload's green pthreads (null otherwise).
+// Hooked calls that POSIX makes cancellation points (read, write, recv, send,
+// accept, connect, poll, select, epoll_wait, the sleeps) call it before they
+// wait and again when the wait was interrupted; it acts upon a pending
+// pthread_cancel by unwinding the calling green thread, and then does not
+// return. So a cancelled green thread never sees the interrupted call fail.
+extern void (*cancel_point)();
+inline void at_cancel_point() {
+  if (cancel_point != nullptr) [[unlikely]]
+    cancel_point();
+}
+
 // interrupted() maps an exception that ended a hooked call to its errno,
 // re-arms it if it is a kill or a timeout (see above), and lets the other
 // greenlets run once. Must be called on the greenlet the call ran on.

@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <semaphore.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,6 +121,21 @@ static void* exits_deep(void* unused) {
   pthread_cleanup_push(count_cleanup, (void*)100);
   deep_exit(5);
   pthread_cleanup_pop(0);
+  pthread_cleanup_pop(0);
+  return NULL;
+}
+
+static void* sleep_forever(void* unused) {
+  (void)unused;
+  pthread_cleanup_push(count_cleanup, (void*)1);
+  for (;;) sleep(1);
+  pthread_cleanup_pop(0);
+  return NULL;
+}
+static void* recv_forever(void* fd) {
+  char c;
+  pthread_cleanup_push(count_cleanup, (void*)1);
+  for (;;) recv((int)(long)fd, &c, 1, 0);
   pthread_cleanup_pop(0);
   return NULL;
 }
@@ -256,6 +272,23 @@ int main(void) {
   cleaned = 0;
   pthread_join(spawn(exits_deep, NULL), &ret);
   CHECK(ret == (void*)42 && cleaned == 110, "pthread_exit deep in a call chain ran both cleanup handlers");
+
+  cleaned = 0;
+  int sv[2];
+  socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+  pthread_t sl = spawn(sleep_forever, NULL), rc = spawn(recv_forever, (void*)(long)sv[0]);
+  usleep(20000);
+  t0 = now();
+  pthread_cancel(sl);
+  pthread_cancel(rc);
+  void *c1, *c2;
+  struct timespec limit = in_ms(CLOCK_REALTIME, 2000);
+  CHECK(pthread_timedjoin_np(sl, &c1, &limit) == 0 && pthread_timedjoin_np(rc, &c2, &limit) == 0,
+        "cancelled threads can be joined within 2 s");
+  CHECK(c1 == PTHREAD_CANCELED && c2 == PTHREAD_CANCELED && cleaned == 2 && now() - t0 < 0.5,
+        "threads cancelled inside sleep() and recv() end at once and run their cleanup handlers");
+  close(sv[0]);
+  close(sv[1]);
 
   pthread_t d = spawn(nap, (void*)50);
   CHECK(pthread_tryjoin_np(d, NULL) == EBUSY, "tryjoin of a running thread is EBUSY");
