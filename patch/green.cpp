@@ -121,6 +121,8 @@ void continue_exit(green_thread* gt) {
   throw green_exit{gt->exit_value};
 }
 
+void forget_waits_after_fork() noexcept { table = nullptr; }  // leaked: its waiters' stacks stay in the parent
+
 void test_cancel() {
   green_thread* me = current_green();
   if (me == nullptr || !me->cancel_pending || !me->cancel_enabled) return;

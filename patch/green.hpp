@@ -111,6 +111,10 @@ void test_cancel();
 // CLOCK_MONOTONIC) to a hub deadline; false (EINVAL) for a malformed one.
 bool deadline_from(clockid_t c, const timespec* abstime, detail::time_point* out) noexcept;
 
+// forget_waits_after_fork() drops the wait table in a forked child: the
+// greenlets parked on it were left behind in the parent.
+void forget_waits_after_fork() noexcept;
+
 // unsupported() prints one line naming a pthread function moss cannot run
 // for green threads; returns ENOTSUP.
 int unsupported(const char* function, const char* why) noexcept;

@@ -193,6 +193,15 @@ int futex_wake_all(int* addr) noexcept {
 // Addresses of once controls whose routine a green thread is running.
 std::unordered_set<const void*> once_running;
 
+// In a forked child only the thread that called fork() goes on (POSIX):
+// the other green threads stay parked forever, so they no longer count.
+void after_fork_in_child() noexcept {
+  forget_waits_after_fork();
+  live = current_green() != nullptr ? 1 : 0;
+}
+
+[[gnu::constructor]] void watch_forks() { pthread_atfork(nullptr, nullptr, &after_fork_in_child); }
+
 }  // namespace
 
 }  // namespace moss::patch

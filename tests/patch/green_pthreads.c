@@ -11,6 +11,7 @@
 #include <semaphore.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,6 +139,35 @@ static void* recv_forever(void* fd) {
   for (;;) recv((int)(long)fd, &c, 1, 0);
   pthread_cleanup_pop(0);
   return NULL;
+}
+
+/* ---- fork: the child goes on with the forking thread only, on a working hub */
+static void* child_thread(void* unused) {
+  (void)unused;
+  usleep(20000);
+  return (void*)5;
+}
+static int child_of_fork(void) {
+  void* r;
+  pthread_join(spawn(child_thread, NULL), &r);
+  int sv[2];
+  char c = 0;
+  socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+  if (write(sv[0], "x", 1) != 1 || read(sv[1], &c, 1) != 1) return 1;
+  return (int)(long)r + (c == 'x');
+}
+static void* fork_here(void* unused) {
+  (void)unused;
+  pid_t p = fork();
+  if (p == 0) {
+    /* main, still parked in pthread_join in the parent, is not here: a
+       pthread_exit of the only thread ends the child with status 0 */
+    if (child_of_fork() != 6) _exit(1);
+    pthread_exit(NULL);
+  }
+  int st = 0;
+  waitpid(p, &st, 0);
+  return (void*)(long)(WIFEXITED(st) ? WEXITSTATUS(st) : 100 + WTERMSIG(st));
 }
 
 /* ---- attributes, names */
@@ -289,6 +319,17 @@ int main(void) {
         "threads cancelled inside sleep() and recv() end at once and run their cleanup handlers");
   close(sv[0]);
   close(sv[1]);
+
+  pthread_t busy = spawn(nap, (void*)300); /* parked in the parent while the fork happens */
+  void* fork_status;
+  pthread_join(spawn(fork_here, NULL), &fork_status);
+  CHECK(fork_status == (void*)0, "a green thread forks: the child creates and joins a thread, does socket I/O and ends with pthread_exit (status 0)");
+  pid_t child = fork();
+  if (child == 0) _exit(child_of_fork());
+  int st = 0;
+  waitpid(child, &st, 0);
+  CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 6, "main forks: the child has a working hub");
+  pthread_join(busy, NULL);
 
   pthread_t d = spawn(nap, (void*)50);
   CHECK(pthread_tryjoin_np(d, NULL) == EBUSY, "tryjoin of a running thread is EBUSY");
