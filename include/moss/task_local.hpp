@@ -11,8 +11,8 @@
 // value, made on first use by the initializer (T{} by default) and destroyed
 // when the greenlet's body returns (for a thread's main greenlet: at thread
 // exit). A new task starts without values: nothing is inherited from the
-// spawner. Destroying the task_local itself leaves the values in greenlets
-// still running; each is destroyed with its greenlet. Values must not be
+// spawner. Destroying the task_local destroys the calling greenlet's value
+// and leaves those of other greenlets, each destroyed when its greenlet ends. Values must not be
 // shared across threads any more than the greenlets are. A value's
 // destructor must not block.
 #pragma once
@@ -81,6 +81,7 @@ class task_local {
   explicit task_local(F init) : init_(std::move(init)) {}
   task_local(const task_local&) = delete;
   task_local& operator=(const task_local&) = delete;
+  ~task_local() { reset(); }
 
   // get() is the calling greenlet's value, made now if it has none.
   T& get() {
