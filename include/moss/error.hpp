@@ -14,7 +14,9 @@ class error : public std::runtime_error {
 };
 
 // loop_exit is thrown into a waiting greenlet when nothing can ever wake it
-// (no other runnable greenlet, no timer, no watched fd): waiting would hang.
+// (no other runnable greenlet, no timer, no watched fd, no thread job, no
+// hub::keep_alive()): waiting would hang. The hub's message names the
+// greenlet and what it waits on.
 class loop_exit : public error {
  public:
   loop_exit() : error("moss: this operation would block forever (no other greenlet, timer or fd can wake it)") {}
