@@ -23,6 +23,7 @@ struct user_handler {
   std::atomic<bool> siginfo{false};
 };
 user_handler handlers[NSIG];
+std::atomic<unsigned> caught{0};
 
 void trampoline(int sig, siginfo_t* info, void* uc) {
   int saved = errno;
@@ -33,6 +34,7 @@ void trampoline(int sig, siginfo_t* info, void* uc) {
     else reinterpret_cast<void (*)(int)>(fn)(sig);
   }
   --signal_depth;
+  caught.fetch_add(1, std::memory_order_release);
   errno = saved;
 }
 
@@ -54,6 +56,9 @@ void unwrap(struct sigaction* old, void* prev_fn, bool prev_siginfo) {
 }
 
 }  // namespace
+
+unsigned signals_caught() noexcept { return caught.load(std::memory_order_acquire); }
+
 }  // namespace moss::patch
 
 using namespace moss::patch;

@@ -47,6 +47,10 @@ extern unsigned enabled_families;
 // signal_depth counts signal handlers running on this thread (hook_signal.cpp).
 extern thread_local int signal_depth;
 
+// signals_caught() counts user signal handlers that have run (through the
+// trampoline of hook_signal.cpp), so a wait can tell that one ran.
+unsigned signals_caught() noexcept;
+
 // in_greenlet() says whether the caller may wait on this thread's hub.
 bool in_greenlet() noexcept;
 

@@ -170,6 +170,27 @@ static void* fork_here(void* unused) {
   return (void*)(long)(WIFEXITED(st) ? WEXITSTATUS(st) : 100 + WTERMSIG(st));
 }
 
+/* ---- waiting for signals */
+static int waited_signal;
+static volatile sig_atomic_t handled;
+static void on_usr2(int sig) { handled = sig; }
+static void* sigwait_usr1(void* unused) {
+  (void)unused;
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGUSR1);
+  sigwait(&set, &waited_signal);
+  return NULL;
+}
+static void* send_signals(void* unused) {
+  (void)unused;
+  usleep(50000);
+  kill(getpid(), SIGUSR1);
+  usleep(50000);
+  kill(getpid(), SIGUSR2);
+  return NULL;
+}
+
 /* ---- attributes, names */
 static void* report_stack(void* out) {
   pthread_attr_t a;
@@ -389,6 +410,18 @@ int main(void) {
   pthread_spin_unlock(&spin);
   pthread_join(sp, NULL);
   CHECK(1, "spin_lock waits for a holder that sleeps");
+
+  sigset_t usr1;
+  sigemptyset(&usr1);
+  sigaddset(&usr1, SIGUSR1);
+  pthread_sigmask(SIG_BLOCK, &usr1, NULL);
+  signal(SIGUSR2, on_usr2);
+  pthread_t sw = spawn(sigwait_usr1, NULL), ss = spawn(send_signals, NULL);
+  errno = 0;
+  CHECK(pause() == -1 && errno == EINTR && handled == SIGUSR2, "pause() in main returns after a handler ran, while other threads run");
+  pthread_join(sw, NULL);
+  pthread_join(ss, NULL);
+  CHECK(waited_signal == SIGUSR1, "sigwait in a thread takes the blocked signal");
 
   pthread_t n[3];
   for (int i = 0; i < 3; i++) n[i] = spawn(nap, (void*)100);
