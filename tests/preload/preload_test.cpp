@@ -541,6 +541,27 @@ TEST_F(Preload, Python3ThreadingSleepsLocksConditionsAndQueues) {
   EXPECT_GREEN_THREADS(f.num("threads", 0), r);
 }
 
+// Fifty Python threads (a ThreadPoolExecutor) each resolve a name (answered
+// after 200 ms) and fetch a page (answered after 300 ms) with urllib.
+TEST_F(Preload, Python3ThreadPoolFetchesPagesConcurrently) {
+  moss_test::dns_server dns;
+  constexpr int urls = 50;
+  for (int i = 0; i < urls; ++i) dns.add_a("fetch-" + std::to_string(i) + ".moss.test", "127.0.0.1");
+  dns.set_delay(200ms);
+  moss_test::http_server web(300ms, "hello from the test\n");
+  std::vector<std::string> args{"--dns-servers", dns.address(), "/usr/bin/python3", PY_FETCH};
+  for (int i = 0; i < urls; ++i)
+    args.push_back("http://fetch-" + std::to_string(i) + ".moss.test:" + std::to_string(web.port()) + "/page");
+  auto r = sample_test::run(mossrun(args), 60s);
+  ASSERT_EQ(r.status, 0) << describe(r);
+  words f(r.out);
+  EXPECT_EQ(f.num("ok", 0), urls) << describe(r);
+  EXPECT_LT(f.num("elapsed_ms", 0), 2500) << "50 fetches of 0.5 s each (0.2 s DNS, 0.3 s HTTP), in parallel\n"
+                                          << describe(r);
+  EXPECT_GE(dns.queries(), static_cast<std::size_t>(urls)) << "the names must reach the test's DNS server";
+  EXPECT_GREEN_THREADS(f.num("threads", 0), r);
+}
+
 // python3 -m http.server is a ThreadingHTTPServer: a thread per connection.
 // Fifty clients send an unfinished request head, so fifty handler threads
 // block reading it; then the heads are finished and the answers read in
