@@ -77,7 +77,7 @@ std::string vma_perms(const void* addr) {
 }
 
 // write_to_null() stores through a null pointer the compiler cannot see as
-// null (it would drop or trap the store otherwise). UBSan's null check is
+// null (it would drop or trap the store otherwise). UBSan's checks are
 // off here: with halt_on_error it would end the process before the fault
 // this is about.
 volatile std::uintptr_t null_address = 0;
