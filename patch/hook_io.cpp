@@ -40,20 +40,6 @@ MOSS_REAL(accept, int (*)(int, sockaddr*, socklen_t*))
 MOSS_REAL(accept4, int (*)(int, sockaddr*, socklen_t*, int))
 MOSS_REAL(connect, int (*)(int, const sockaddr*, socklen_t))
 
-// guarded() runs a moss::io call at the C boundary; the call is a
-// cancellation point for green pthreads (hooks.hpp).
-template <class F>
-auto guarded(F&& f) -> decltype(f()) {
-  at_cancel_point();
-  try {
-    return f();
-  } catch (...) {
-    errno = interrupted(std::current_exception());
-  }
-  at_cancel_point();
-  return -1;
-}
-
 }  // namespace
 }  // namespace moss::patch
 

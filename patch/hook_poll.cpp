@@ -32,19 +32,6 @@ MOSS_REAL(epoll_pwait, int (*)(int, epoll_event*, int, int, const sigset_t*))
 using moss::io::clock;
 using namespace std::chrono;
 
-// guarded() runs a moss::io call at the C boundary; the call is a
-// cancellation point for green pthreads (hooks.hpp).
-template <class F>
-int guarded(F&& f) {
-  at_cancel_point();
-  try {
-    return f();
-  } catch (...) {
-    errno = interrupted(std::current_exception());
-  }
-  at_cancel_point();
-  return -1;
-}
 
 clock::time_point deadline_ms(int ms) noexcept {
   return ms < 0 ? clock::time_point::max() : detail::deadline_after(milliseconds(ms));

@@ -75,6 +75,21 @@ inline void at_cancel_point() {
 // greenlets run once. Must be called on the greenlet the call ran on.
 int interrupted(std::exception_ptr e) noexcept;
 
+// guarded() runs a moss::io call at the C boundary: an exception that ends
+// it becomes -1 with errno (interrupted()). The call is a cancellation point
+// for green pthreads.
+template <class F>
+auto guarded(F&& f) -> decltype(f()) {
+  at_cancel_point();
+  try {
+    return f();
+  } catch (...) {
+    errno = interrupted(std::current_exception());
+  }
+  at_cancel_point();
+  return -1;
+}
+
 // parse_families() parses a MOSS_HOOK value; on error returns false and
 // fills `bad` with the offending name.
 bool parse_families(const char* text, unsigned* out, const char** bad, unsigned* bad_len) noexcept;
