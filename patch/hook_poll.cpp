@@ -32,7 +32,6 @@ MOSS_REAL(epoll_pwait, int (*)(int, epoll_event*, int, int, const sigset_t*))
 using moss::io::clock;
 using namespace std::chrono;
 
-
 clock::time_point deadline_ms(int ms) noexcept {
   return ms < 0 ? clock::time_point::max() : detail::deadline_after(milliseconds(ms));
 }

@@ -190,8 +190,8 @@ int futex_wake_all(int* addr) noexcept {
   return static_cast<int>(syscall(SYS_futex, addr, FUTEX_WAKE_PRIVATE, INT_MAX, nullptr, nullptr, 0));
 }
 
-// Addresses of once controls whose routine a green thread is running.
-std::unordered_set<const void*> once_running;
+// Addresses of once controls whose routine a green thread of this hub is running.
+thread_local std::unordered_set<const void*> once_running;
 
 // In a forked child only the thread that called fork() goes on (POSIX):
 // the other green threads stay parked forever, so they no longer count.
