@@ -177,6 +177,17 @@ clockid_t clock_of(const pthread_cond_t* c) noexcept {
   return (c->__data.__wrefs & 2) != 0 ? CLOCK_MONOTONIC : CLOCK_REALTIME;
 }
 
+bool process_shared(const pthread_cond_t* c) noexcept { return (c->__data.__wrefs & 1) != 0; }
+
+// A process-shared condvar is signalled from other processes, which only
+// glibc's own wait sees: it stays native (and blocks the OS thread).
+bool native_cond(pthread_cond_t* c) noexcept {
+  if (!green_context()) return true;
+  if (!process_shared(c)) return false;
+  warn_native_block("a process-shared condition variable");
+  return true;
+}
+
 int green_cond_wait(pthread_cond_t* c, pthread_mutex_t* m, const time_point* deadline) {
   int type = type_of(m);
   if (!stays_native(m) && (type == PTHREAD_MUTEX_RECURSIVE || type == PTHREAD_MUTEX_ERRORCHECK) &&
@@ -315,19 +326,19 @@ int pthread_mutex_unlock(pthread_mutex_t* m) noexcept {
 
 // ---- condition variables
 int pthread_cond_wait(pthread_cond_t* c, pthread_mutex_t* m) {
-  if (!green_context()) return real_pthread_cond_wait()(c, m);
+  if (native_cond(c)) return real_pthread_cond_wait()(c, m);
   return green_cond_wait(c, m, nullptr);
 }
 
 int pthread_cond_clockwait(pthread_cond_t* c, pthread_mutex_t* m, clockid_t clock, const timespec* abstime) {
-  if (!green_context()) return real_pthread_cond_clockwait()(c, m, clock, abstime);
+  if (native_cond(c)) return real_pthread_cond_clockwait()(c, m, clock, abstime);
   detail::time_point deadline;
   if (!deadline_from(clock, abstime, &deadline)) return EINVAL;
   return green_cond_wait(c, m, &deadline);
 }
 
 int pthread_cond_timedwait(pthread_cond_t* c, pthread_mutex_t* m, const timespec* abstime) {
-  if (!green_context()) return real_pthread_cond_timedwait()(c, m, abstime);
+  if (native_cond(c)) return real_pthread_cond_timedwait()(c, m, abstime);
   return pthread_cond_clockwait(c, m, clock_of(c), abstime);
 }
 
@@ -391,7 +402,10 @@ int pthread_rwlock_unlock(pthread_rwlock_t* rw) noexcept {
 
 // ---- barriers
 int pthread_barrier_init(pthread_barrier_t* b, const pthread_barrierattr_t* attr, unsigned count) noexcept {
-  if (!green_threads) return real_pthread_barrier_init()(b, attr, count);
+  int pshared = PTHREAD_PROCESS_PRIVATE;
+  if (attr != nullptr) pthread_barrierattr_getpshared(attr, &pshared);
+  // A process-shared barrier is glibc's (other processes wait on it too).
+  if (!green_threads || pshared == PTHREAD_PROCESS_SHARED) return real_pthread_barrier_init()(b, attr, count);
   if (count == 0) return EINVAL;
   *as_barrier(b) = green_barrier{count, 0, 0, green_barrier::live};
   return 0;
