@@ -77,7 +77,9 @@ disposition dispositions[max_signal + 1];
 
 std::uint64_t bit(int signum) noexcept { return std::uint64_t{1} << (signum - 1); }
 
-extern "C" void on_signal(int signum) {
+// A plain C++ function: a C-linkage name here would be exported, and a
+// program defining its own on_signal would silently replace this one.
+void on_signal(int signum) {
   int saved = errno;
   in_handler.fetch_add(1);
   std::uint64_t b = bit(signum);

@@ -47,6 +47,20 @@ std::thread send_later(int sig, std::chrono::milliseconds delay) {
 
 }  // namespace
 
+// A program of the user's may well have a function of this name. moss's own
+// signal handler must not be a C name it replaces (it was: the link took this
+// one, and moss's handler never ran). Before the fix this file did not link.
+std::atomic<int> user_on_signal_calls{0};
+extern "C" void on_signal(int) { ++user_on_signal_calls; }
+
+TEST_F(WithHub, AUserFunctionNamedOnSignalDoesNotReplaceMossHandler) {
+  auto w = std::make_shared<waiter>();
+  auto h = moss::signal_handler(SIGUSR1, [w] { w->wake(); });
+  raise(SIGUSR1);
+  EXPECT_TRUE(w->wait(deadline_after(10s)));
+  EXPECT_EQ(user_on_signal_calls.load(), 0);
+}
+
 TEST_F(WithHub, ARaisedSignalRunsTheHandlerInATaskOnThisHub) {
   auto w = std::make_shared<waiter>();
   std::thread::id ran_on;
