@@ -190,6 +190,8 @@ class hub_core {
   //  - a greenlet waiting in run_in_thread (a pool thread will post back);
   //  - a greenlet waiting on a result another thread or hub will set;
   //  - this hub having signal handlers (a signal can arrive any time).
+  //  - each moss::keepalive held (hub::keep_alive(): a promise that another
+  //    thread will post work).
   // It does not count the mere possibility that some thread might
   // call_threadsafe later: a hub nobody has promised to wake raises
   // loop_exit as before. Only the hub's own thread changes it.
