@@ -12,8 +12,6 @@
 #include <cstdlib>
 #include <cstring>
 
-#include <boost/context/detail/fcontext.hpp>
-
 #if defined(__SANITIZE_ADDRESS__)
 #define MOSS_ASAN 1
 #elif defined(__has_feature)
@@ -27,6 +25,15 @@
 #if __has_feature(thread_sanitizer)
 #define MOSS_TSAN 1
 #endif
+#endif
+
+// Our own x86-64 switch (below) unless a sanitizer needs Boost.Context's
+// annotated path; meson.build mirrors this test to decide whether Boost.Context
+// is a dependency at all.
+#if defined(__x86_64__) && defined(__ELF__) && !defined(MOSS_ASAN) && !defined(MOSS_TSAN)
+#define MOSS_OWN_SWITCH 1
+#else
+#include <boost/context/detail/fcontext.hpp>
 #endif
 
 #ifdef MOSS_ASAN
@@ -44,7 +51,9 @@ extern "C" __cxa_eh_globals* __cxa_get_globals() noexcept;
 namespace moss::detail {
 namespace {
 
+#ifndef MOSS_OWN_SWITCH
 namespace bc = boost::context::detail;
+#endif
 
 struct jump {
   context_state* from;
@@ -84,8 +93,7 @@ inline void restore_thread_state(const context_state& c) noexcept {
   *t.err = c.saved_errno;
 }
 
-#if defined(__x86_64__) && defined(__ELF__) && !defined(MOSS_ASAN) && !defined(MOSS_TSAN)
-#define MOSS_OWN_SWITCH 1
+#ifdef MOSS_OWN_SWITCH
 // On x86-64 we switch with our own routine rather than jump_fcontext, for
 // two measured reasons (raw loops, side by side: 5.7 ns a round trip against
 // 7.9 ns):
@@ -208,11 +216,13 @@ inline void sanitizer_finish(context_state& self, context_state& prev) noexcept 
   (void)prev;
 }
 
+#ifndef MOSS_OWN_SWITCH
 inline void land(bc::transfer_t t, context_state& self) noexcept {
   auto* j = static_cast<jump*>(t.data);
   j->from->fctx = t.fctx;
   sanitizer_finish(self, *j->from);
 }
+#endif
 
 // A new greenlet's first code on its own stack: it starts with no errno and
 // no exception being handled, whatever the thread had.

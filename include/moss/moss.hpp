@@ -1,6 +1,8 @@
 // moss.hpp: everything, for programs that do not mind the compile time.
 #pragma once
 
+#include <moss/version.hpp>  // first: it checks for C++20
+
 #include <moss/async_result.hpp>
 #include <moss/channel.hpp>
 #include <moss/condition_variable.hpp>
