@@ -160,11 +160,13 @@ void report_deadlock(const char* what) noexcept {
   std::string text =
       "moss: all green threads are asleep - deadlock: every thread waits on a mutex, condition variable, "
       "semaphore, barrier or join that no other thread, timer or file descriptor can end\n";
-  text += "moss: the running greenlet below waits on ";
-  text += what;
-  text += '\n';
   try {
-    text += moss::format_run_info();
+    // The greenlet that found the deadlock is the one format_run_info shows
+    // running; it waits too.
+    std::string info = moss::format_run_info();
+    std::size_t at = info.find(": running");
+    if (at != std::string::npos) info.replace(at, 9, std::string(": waiting on ") + what);
+    text += info;
   } catch (...) {
   }
   std::fflush(nullptr);
