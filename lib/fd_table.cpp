@@ -243,12 +243,14 @@ void fd_table::at_fork(fork_phase p) noexcept {
     case fork_phase::child: break;
   }
   new (&registry_mutex) std::mutex;  // held by the prepare step of the parent's thread
-  // No hub of the child has a fd in its epoll yet; other threads' tables
-  // belong to hubs that do not exist here (left as they are, unreachable).
-  for (fd_table* t = registry_head; t != nullptr; t = t->next_)
-    t->each_registered([](int fd, fd_record&) { global(fd).watchers.store(0, std::memory_order_relaxed); });
+  // Other threads' tables belong to hubs that do not exist here: left as
+  // they are, unreachable (not even read: their threads may have been
+  // changing them). The watcher counts of their fds stay above zero, which
+  // only makes a close look for other hubs and find none.
   registry_head = nullptr;
   if (fd_table* mine = tls_table_) {
+    // This table's fds are in no epoll of the child yet.
+    mine->each_registered([](int fd, fd_record&) { global(fd).watchers.fetch_sub(1, std::memory_order_relaxed); });
     mine->next_ = nullptr;
     registry_head = mine;
   }
