@@ -338,6 +338,7 @@ void after_fork_in_child() noexcept {
   inboxes_at_fork(fork_phase::child);
   thread_state* t = this_thread_if_any();
   if (t != nullptr && t->hub != nullptr) t->hub->after_fork_in_child();
+  monitor_after_fork(t != nullptr ? t->beat : nullptr);
 }
 
 void install_fork_handlers() noexcept {

@@ -127,6 +127,23 @@ heartbeat* monitor_attach() {
   return h;
 }
 
+void monitor_after_fork(heartbeat* mine) noexcept {
+  if (threshold_ms == 0) return;
+  for (heartbeat* h = all.load(std::memory_order_acquire); h != nullptr; h = h->next) {
+    h->seen_switches = 0;
+    h->seen_at = 0;  // the new monitor thread starts counting now
+    h->reported.store(false, std::memory_order_relaxed);
+    if (h != mine) h->in_use.store(false, std::memory_order_release);
+  }
+  if (mine != nullptr) mine->tid.store(static_cast<int>(sys::call(SYS_gettid)), std::memory_order_relaxed);
+  try {
+    start();
+  } catch (...) {
+    static const char msg[] = "moss: monitor: cannot start the monitor thread in a forked child; it is not watched\n";
+    say(msg, static_cast<int>(sizeof msg - 1));
+  }
+}
+
 void monitor_detach(heartbeat* h) noexcept {
   if (h == nullptr) return;
   h->reported.store(false, std::memory_order_relaxed);

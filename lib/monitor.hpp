@@ -50,6 +50,11 @@ struct heartbeat {
 heartbeat* monitor_attach();
 // monitor_detach() gives a heartbeat back (the thread's hub is going away).
 void monitor_detach(heartbeat* h) noexcept;
+// monitor_after_fork() is for a forked child (hub.cpp's fork handler): the
+// monitor thread did not come along, so it starts a new one if the monitor
+// is on; `mine` (the forking thread's heartbeat, or null) now names the
+// child's thread, and every other heartbeat is free (its thread is not here).
+void monitor_after_fork(heartbeat* mine) noexcept;
 // parse_monitor_ms() reads a MOSS_MONITOR_MS value: 0 (off) to 3600000.
 int parse_monitor_ms(const char* text);
 

@@ -556,3 +556,32 @@ TEST(Fork, AnotherThreadsHubIsGoneInTheChildOnly) {
   });
   EXPECT_TRUE(r.exited && r.status == 0) << describe(r);
 }
+
+// MOSS_MONITOR_MS watches the child too: its own monitor thread reports the
+// child's hub, by the child's thread id, when a task there computes too long.
+TEST(Fork, TheMonitorWatchesTheChild) {
+  auto r = in_process([] {
+    setenv("MOSS_MONITOR_MS", "100", 1);
+    return moss::run([] {
+      auto forker = moss::spawn([]() -> int {
+        pid_t pid = fork();
+        if (pid == 0) {
+          moss::spawn([] {
+            auto end = std::chrono::steady_clock::now() + 400ms;
+            while (std::chrono::steady_clock::now() < end) {
+            }
+          }).join();
+          _exit(child_ok);
+        }
+        std::fprintf(stderr, "child pid %d\n", static_cast<int>(pid));
+        return wait_child(pid) == child_ok ? 0 : 1;
+      });
+      return forker.get();
+    });
+  });
+  ASSERT_TRUE(r.exited && r.status == 0) << describe(r);
+  auto at = r.err.find("child pid ");
+  ASSERT_NE(at, std::string::npos) << r.err;
+  std::string pid = r.err.substr(at + 10, r.err.find('\n', at) - at - 10);
+  EXPECT_NE(r.err.find("the hub of thread " + pid + " has been blocked"), std::string::npos) << r.err;
+}
