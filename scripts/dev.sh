@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 BUILD=${MOSS_BUILD_DIR:-build}
 
 PACKAGES=(
-  g++ meson ninja-build pkg-config
+  g++ meson ninja-build pkg-config cmake
   libboost-context-dev libboost-fiber-dev libc-ares-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   valgrind
