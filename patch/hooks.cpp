@@ -86,37 +86,6 @@ int interrupted(std::exception_ptr e) noexcept {
   return err;
 }
 
-bool parse_families(const char* text, unsigned* out, const char** bad, unsigned* bad_len) noexcept {
-  static const struct {
-    const char* name;
-    unsigned bits;
-  } names[] = {{"all", family_all},      {"socket", family_socket}, {"sleep", family_sleep},
-               {"dns", family_dns},      {"poll", family_poll},     {"thread", family_thread},
-               {"none", 0}};
-  unsigned bits = 0;
-  const char* p = text;
-  for (;;) {
-    const char* end = std::strchr(p, ',');
-    std::size_t len = end != nullptr ? static_cast<std::size_t>(end - p) : std::strlen(p);
-    bool found = false;
-    for (const auto& n : names) {
-      if (std::strlen(n.name) == len && std::strncmp(n.name, p, len) == 0) {
-        bits |= n.bits;
-        found = true;
-      }
-    }
-    if (!found) {
-      *bad = p;
-      *bad_len = static_cast<unsigned>(len);
-      return false;
-    }
-    if (end == nullptr) break;
-    p = end + 1;
-  }
-  *out = bits;
-  return true;
-}
-
 namespace {
 
 // Read before main() so a bad value stops the program at once, with a
@@ -127,8 +96,8 @@ namespace {
   const char* bad = nullptr;
   unsigned bad_len = 0;
   if (!parse_families(env, &enabled_families, &bad, &bad_len)) {
-    std::fprintf(stderr, "moss: bad MOSS_HOOK \"%s\": unknown family \"%.*s\"; accepted: all, none, or a comma list of socket, sleep, dns, poll, thread\n",
-                 env, static_cast<int>(bad_len), bad);
+    std::fprintf(stderr, "moss: bad MOSS_HOOK \"%s\": unknown family \"%.*s\"; accepted: %s\n", env,
+                 static_cast<int>(bad_len), bad, families_accepted);
     std::exit(2);
   }
 }

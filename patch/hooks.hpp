@@ -27,19 +27,13 @@
 // one wait only and is not kept.
 #pragma once
 
+#include "families.hpp"
+
 #include <cerrno>
 #include <exception>
 
 namespace moss::patch {
 
-enum family : unsigned {
-  family_socket = 1u << 0,
-  family_sleep = 1u << 1,
-  family_dns = 1u << 2,
-  family_poll = 1u << 3,
-  family_thread = 1u << 4,  // green pthreads (libmoss_preload only)
-  family_all = family_socket | family_sleep | family_dns | family_poll | family_thread,
-};
 
 // enabled_families is parsed from MOSS_HOOK when the library loads.
 extern unsigned enabled_families;
@@ -90,8 +84,5 @@ auto guarded(F&& f) -> decltype(f()) {
   return -1;
 }
 
-// parse_families() parses a MOSS_HOOK value; on error returns false and
-// fills `bad` with the offending name.
-bool parse_families(const char* text, unsigned* out, const char** bad, unsigned* bad_len) noexcept;
 
 }  // namespace moss::patch

@@ -17,6 +17,7 @@
 // The library is looked for beside mossrun's own executable first (a build
 // tree has both in build*/patch/), then at MOSS_PRELOAD_INSTALLED, the path
 // `meson install` puts it at.
+#include "families.hpp"
 #include "monitor.hpp"
 #include "resolver.hpp"
 #include "stack.hpp"
@@ -87,11 +88,6 @@ constexpr setting settings[] = {
 };
 constexpr int n_settings = sizeof settings / sizeof settings[0];
 
-// The families MOSS_HOOK names, as patch/hooks.cpp's parse_families reads
-// them. That function is not linked here: hooks.cpp also holds a constructor
-// that would read mossrun's own MOSS_HOOK, and the hooks' state.
-constexpr std::string_view hook_names[] = {"all", "none", "socket", "sleep", "dns", "poll", "thread"};
-
 // accepted() is the part of a library error that says what is accepted: the
 // library's messages read "moss: <variable and value> ...; <what is accepted>".
 std::string accepted(const char* what) {
@@ -109,17 +105,11 @@ std::string check(const setting& s, const char* text) {
         if (std::strcmp(text, "green") == 0 || std::strcmp(text, "native") == 0) return "";
         return "accepted: green (pthreads are green threads) or native (OS threads, hooked I/O)";
       case check_kind::hook: {
-        std::string_view rest = text;
-        for (;;) {
-          std::string_view name = rest.substr(0, rest.find(','));
-          bool known = false;
-          for (std::string_view n : hook_names) known = known || n == name;
-          if (!known)
-            return "unknown family \"" + std::string(name) +
-                   "\"; accepted: all, none, or a comma list of socket, sleep, dns, poll, thread";
-          if (name.size() == rest.size()) return "";
-          rest.remove_prefix(name.size() + 1);
-        }
+        unsigned bits = 0;
+        const char* bad = nullptr;
+        unsigned bad_len = 0;
+        if (moss::patch::parse_families(text, &bits, &bad, &bad_len)) return "";
+        return "unknown family \"" + std::string(bad, bad_len) + "\"; accepted: " + moss::patch::families_accepted;
       }
       case check_kind::dns:
         // The four dns variables are read together; check_dns() does it.
