@@ -4,6 +4,8 @@
 #   bash scripts/dev.sh demo     install what is missing, build, run moss-tour
 #   bash scripts/dev.sh test     install what is missing, build, run every test
 #   bash scripts/dev.sh bench    ... and run the benchmarks (meson test --benchmark)
+#   bash scripts/dev.sh sanitize ... and run the unit tests under ASan+UBSan, and
+#                                the thread tests under TSan (trees $BUILD-asan, $BUILD-tsan)
 #   bash scripts/dev.sh setup    only install the packages
 set -euo pipefail
 
@@ -32,6 +34,33 @@ setup() {
   fi
 }
 
+# The unit tests that start threads of their own, run again under TSan.
+TSAN_TESTS=(
+  threadsafe_test threadpool_test async_result_test signal_test monitor_test
+  hub_test run_test task_test task_group_test greenlet_test poller_test fd_table_test io_test dns_test
+)
+
+# sanitize() runs the unit tests of lib/ (tests/*_test.cpp: not tests/patch or
+# tests/preload, since preloading into a sanitized process does not work, nor
+# the samples) under ASan+UBSan, then TSAN_TESTS under TSan. meson test sets
+# ASAN_OPTIONS and UBSAN_OPTIONS so that the first report fails the test;
+# TSan is told the same here. Both runs always happen; either failing fails it.
+sanitize() {
+  local asan="$BUILD-asan" tsan="$BUILD-tsan"
+  [ -f "$asan/build.ninja" ] || meson setup "$asan" -Db_sanitize=address,undefined -Db_lundef=false
+  [ -f "$tsan/build.ninja" ] || meson setup "$tsan" -Db_sanitize=thread -Db_lundef=false
+  local unit
+  mapfile -t unit < <(meson test -C "$asan" --no-rebuild --list 2>/dev/null |
+    sed -n 's|^moss / \([a-z_]*_test\)$|\1|p' | grep -vx -e header_check_test -e install_test)
+  local failed=0
+  meson compile -C "$asan" moss-tour "${unit[@]}"
+  meson test -C "$asan" --no-rebuild --print-errorlogs "${unit[@]}" || failed=1
+  meson compile -C "$tsan" moss-tour "${TSAN_TESTS[@]}"
+  TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1} meson test -C "$tsan" --no-rebuild --print-errorlogs "${TSAN_TESTS[@]}" ||
+    failed=1
+  return $failed
+}
+
 build() {
   [ -f "$BUILD/build.ninja" ] || meson setup "$BUILD"
   meson compile -C "$BUILD"
@@ -42,5 +71,6 @@ case "${1:-}" in
   demo) setup; build; "$BUILD/samples/tour/moss-tour" ;;
   test) setup; build; meson test -C "$BUILD" --print-errorlogs ;;
   bench) setup; build; meson test -C "$BUILD" --benchmark --verbose ;;
-  *) echo "usage: bash scripts/dev.sh demo|test|bench|setup" >&2; exit 2 ;;
+  sanitize) setup; sanitize ;;
+  *) echo "usage: bash scripts/dev.sh demo|test|bench|sanitize|setup" >&2; exit 2 ;;
 esac
