@@ -1,6 +1,7 @@
 // config.cpp: checking the MOSS_* variables (see config.hpp).
 #include "config.hpp"
 
+#include "dump.hpp"
 #include "monitor.hpp"
 #include "resolver.hpp"
 #include "stack.hpp"
@@ -32,6 +33,7 @@ void check_environment() noexcept {
     try {
       if (const char* v = env_value("MOSS_STACK_SIZE")) parse_stack_size(v);
       if (const char* v = env_value("MOSS_MONITOR_MS")) parse_monitor_ms(v);
+      if (const char* v = env_value("MOSS_DUMP_SIGNAL")) parse_dump_signal(v);
       if (const char* v = env_value("MOSS_THREADPOOL_SIZE")) parse_pool_size(v);
       dns::settings_from_environment();  // MOSS_RESOLVER, MOSS_DNS_SERVERS, _TIMEOUT_MS, _TRIES
     } catch (const moss::error& e) {

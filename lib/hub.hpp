@@ -115,6 +115,10 @@ class inbox {
   inbox* next_ = nullptr;  // every inbox ever made, so they stay reachable
 };
 
+// first_inbox() starts the list of every inbox ever made (inbox::next());
+// any thread (moss::dump_greenlets reaches every hub through it).
+inbox* first_inbox() noexcept;
+
 class hub_core {
  public:
   static constexpr int batch = 64;

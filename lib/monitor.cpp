@@ -1,7 +1,9 @@
 // monitor.cpp: MOSS_MONITOR_MS (see monitor.hpp).
 #include "monitor.hpp"
 
+#include "backtrace.hpp"
 #include "config.hpp"
+#include "dump.hpp"
 
 #include "native_thread.hpp"
 
@@ -70,6 +72,7 @@ void say(const char* text, int n) noexcept {
                             static_cast<unsigned long long>(h->running.load(std::memory_order_relaxed)),
                             threshold_ms);
       say(line, n);
+      thread_backtrace(h->tid.load(std::memory_order_relaxed));  // where it is (backtrace.hpp)
     }
   }
 }
@@ -105,7 +108,14 @@ heartbeat* monitor_attach() {
     } catch (const moss::error& e) {
       bad_environment(e);  // exits: see config.hpp
     }
-    if (threshold_ms > 0) start();
+    if (threshold_ms > 0) {
+      if (!backtrace_signal_install()) {
+        static const char msg[] = "moss: monitor: cannot install the backtrace signal's handler; reports name no frames\n";
+        say(msg, static_cast<int>(sizeof msg - 1));
+      }
+      start();
+    }
+    dump_signal_start();  // MOSS_DUMP_SIGNAL, also read when the first hub is made
   });
   if (threshold_ms == 0) return nullptr;
   heartbeat* h = nullptr;

@@ -26,6 +26,8 @@ namespace {
 constinit std::atomic<inbox*> all_inboxes{nullptr};
 }  // namespace
 
+inbox* first_inbox() noexcept { return all_inboxes.load(std::memory_order_acquire); }
+
 inbox::inbox(hub_core& h) : waker_(h.events), facade_(h, *this) {
   next_ = all_inboxes.load(std::memory_order_relaxed);
   while (!all_inboxes.compare_exchange_weak(next_, this, std::memory_order_release, std::memory_order_relaxed)) {

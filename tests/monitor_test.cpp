@@ -63,6 +63,37 @@ void spin_for(std::chrono::milliseconds d) {
 
 }  // namespace
 
+// Outside any namespace and exported (the test is linked with -rdynamic), so
+// backtrace_symbols_fd can name it. It spins in its own loop, so that it is
+// on the stack whenever the signal lands.
+[[gnu::noinline]] void moss_monitor_test_spins_right_here(std::chrono::milliseconds d) {
+  auto end = std::chrono::steady_clock::now() + d;
+  volatile unsigned long sink = 0;
+  while (std::chrono::steady_clock::now() < end)
+    for (int i = 0; i < 100000; ++i) sink = sink + 1;
+  asm volatile("" ::: "memory");  // not a tail position: keeps this frame
+}
+
+TEST(Monitor, TheReportShowsTheNativeBacktraceOfTheBlockedGreenlet) {
+  auto r = in_child("100", [] {
+    auto idle = moss::spawn([] { moss::sleep(10ms); });
+    moss::spawn(moss::spawn_options{.name = "spinner"}, [] { moss_monitor_test_spins_right_here(600ms); }).join();
+    idle.join();
+  });
+  EXPECT_EQ(r.status, 0) << r.err;
+  auto during = r.err.find("moss: monitor: the hub of thread ");
+  auto frames = r.err.find("moss: monitor: native backtrace of thread ");
+  auto where = r.err.find("moss_monitor_test_spins_right_here");
+  auto after = r.err.find("\"spinner\" ran for at least ");
+  ASSERT_NE(during, std::string::npos) << r.err;
+  ASSERT_NE(frames, std::string::npos) << r.err;
+  ASSERT_NE(where, std::string::npos) << "the spinning function is not in the backtrace:\n" << r.err;
+  EXPECT_LT(during, frames) << r.err;
+  EXPECT_LT(frames, where) << r.err;
+  EXPECT_LT(where, after) << "the backtrace is printed while the greenlet blocks:\n" << r.err;
+  EXPECT_EQ(r.err.find("no backtrace"), std::string::npos) << r.err;
+}
+
 TEST(Monitor, ATaskThatComputesIsReportedWhileItBlocksAndNamedWhenItSwitches) {
   auto r = in_child("100", [] {
     auto idle = moss::spawn([] { moss::sleep(10ms); });  // starved while the spinner runs
@@ -80,15 +111,25 @@ TEST(Monitor, ATaskThatComputesIsReportedWhileItBlocksAndNamedWhenItSwitches) {
   EXPECT_LT(during, after) << "reported while blocked, named afterwards:\n" << r.err;
 }
 
-TEST(Monitor, ACallThatBlocksTheThreadIsReported) {
+[[gnu::noinline]] void moss_monitor_test_blocks_in_usleep() {
+  auto start = std::chrono::steady_clock::now();
+  ::usleep(400 * 1000);  // libc's: this program does not link the patch layer
+  if (std::chrono::steady_clock::now() - start < 390ms) _exit(4);  // the monitor cut it short
+  asm volatile("" ::: "memory");
+}
+
+// A thread asleep in a system call is not signalled (the call would end
+// with EINTR); its stack is scanned instead.
+TEST(Monitor, ACallThatBlocksTheThreadIsReportedWithItsStackAndNotInterrupted) {
   auto r = in_child("100", [] {
-    auto t = moss::spawn(moss::spawn_options{.name = "sleeper"}, [] {
-      ::usleep(400 * 1000);  // libc's: this program does not link the patch layer
-    });
+    auto t = moss::spawn(moss::spawn_options{.name = "sleeper"}, [] { moss_monitor_test_blocks_in_usleep(); });
     t.join();
   });
-  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.status, 0) << "4: usleep returned early\n" << r.err;
   EXPECT_NE(r.err.find("\"sleeper\" ran for at least "), std::string::npos) << r.err;
+  auto scanned = r.err.find("is blocked in system call ");
+  ASSERT_NE(scanned, std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("moss_monitor_test_blocks_in_usleep", scanned), std::string::npos) << r.err;
 }
 
 // Busy tasks that switch often, and a hub asleep in its poller, are not

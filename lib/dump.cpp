@@ -1,0 +1,124 @@
+// dump.cpp: MOSS_DUMP_SIGNAL (see dump.hpp).
+#include "dump.hpp"
+
+#include "backtrace.hpp"
+#include "config.hpp"
+#include "native_thread.hpp"
+#include "parse_count.hpp"
+#include "sys.hpp"
+
+#include <moss/error.hpp>
+#include <moss/run_info.hpp>
+
+#include <cctype>
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <mutex>
+#include <string>
+
+#include <fcntl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+namespace moss::detail {
+
+namespace {
+
+int pipe_fds[2] = {-1, -1};  // the handler writes [1], the dump thread reads [0]
+
+bool refused(int sig) noexcept {
+  switch (sig) {
+    case SIGKILL: case SIGSTOP: case SIGSEGV: case SIGBUS: case SIGFPE: case SIGILL: case SIGTRAP: case SIGABRT:
+    case SIGSYS:
+      return true;
+    default:
+      return sig == backtrace_signal();
+  }
+}
+
+void on_dump_signal(int) noexcept {
+  int saved = errno;
+  char byte = 0;
+  sys::write(pipe_fds[1], &byte, 1);  // full: a dump is pending anyway
+  errno = saved;
+}
+
+[[noreturn]] void dump_thread() {
+  for (;;) {
+    char buf[64];
+    long n = sys::read(pipe_fds[0], buf, sizeof buf);  // every request made so far: one dump
+    if (n < 0 && errno != EINTR) {
+      timespec pause{1, 0};
+      sys::call(SYS_nanosleep, sys::ptr_arg(&pause), 0);
+    }
+    if (n > 0) {
+      try {
+        dump_greenlets(STDERR_FILENO);
+      } catch (...) {  // out of memory: nothing to print with
+        static const char msg[] = "moss: MOSS_DUMP_SIGNAL: the dump failed (out of memory?)\n";
+        sys::write_stderr(msg, sizeof msg - 1);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+int parse_dump_signal(const char* text) {
+  long number = 0;
+  int sig = 0;
+  if (parse_count(text, 1, SIGRTMAX, &number)) {
+    sig = static_cast<int>(number);
+  } else {
+    std::string name;
+    for (const char* p = text; *p != '\0'; ++p) name += static_cast<char>(std::toupper(static_cast<unsigned char>(*p)));
+    if (name.rfind("SIG", 0) == 0) name.erase(0, 3);
+    for (int s = 1; s < SIGRTMIN && sig == 0; ++s)
+      if (const char* abbrev = sigabbrev_np(s); abbrev != nullptr && name == abbrev) sig = s;
+  }
+  if (sig == 0 || refused(sig))
+    throw moss::error(std::string("moss: MOSS_DUMP_SIGNAL=\"") + text +
+                      "\" is not valid; use a signal name such as SIGUSR1 or USR2, or a number from 1 to " +
+                      std::to_string(SIGRTMAX) + ", other than SIGKILL, SIGSTOP, a fault signal or " +
+                      std::to_string(backtrace_signal()) + " (SIGRTMAX-2, which the monitor uses)");
+  return sig;
+}
+
+void dump_signal_start() noexcept {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    const char* text = env_value("MOSS_DUMP_SIGNAL");
+    if (text == nullptr) return;
+    int sig = 0;
+    try {
+      sig = parse_dump_signal(text);
+    } catch (const moss::error& e) {
+      bad_environment(e);  // exits
+    }
+    auto fail = [&](const char* what) {
+      std::string line = std::string("moss: MOSS_DUMP_SIGNAL=") + text + ": " + what + " (" + std::strerror(errno) +
+                         "); no dump on that signal\n";
+      sys::write_stderr(line.data(), line.size());
+    };
+    if (sys::call(SYS_pipe2, sys::ptr_arg(pipe_fds), O_CLOEXEC | O_NONBLOCK) != 0) return fail("cannot make a pipe");
+    // The reading end blocks: the dump thread sleeps in read().
+    sys::call(SYS_fcntl, pipe_fds[0], F_SETFL, 0);
+    sigset_t all_signals, old;
+    sigfillset(&all_signals);
+    pthread_sigmask(SIG_SETMASK, &all_signals, &old);
+    int r = start_native_thread([](void*) { dump_thread(); }, nullptr);
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    if (r != 0) {
+      errno = r;
+      return fail("cannot start the dump thread");
+    }
+    struct sigaction act {};
+    act.sa_handler = &on_dump_signal;
+    sigemptyset(&act.sa_mask);
+    act.sa_flags = SA_RESTART | SA_ONSTACK;
+    if (::sigaction(sig, &act, nullptr) != 0) fail("sigaction");
+  });
+}
+
+}  // namespace moss::detail
