@@ -2,7 +2,8 @@
 //
 // Invariant: nothing in lib/ calls a libc symbol that patch/ may interpose
 // (read, write, close, epoll_wait, ...). A linked patch layer would otherwise
-// recurse into itself. syscall(2) itself is never interposed.
+// recurse into itself. syscall(2) is interposed only for SYS_futex made by a
+// green pthread (patch/hook_futex.cpp), which lib/ never makes.
 #pragma once
 
 #include <cerrno>

@@ -25,6 +25,7 @@
 
 #include <linux/futex.h>
 #include <sched.h>
+#include <sys/single_threaded.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -242,6 +243,11 @@ int pthread_create(pthread_t* out, const pthread_attr_t* attr, void* (*fn)(void*
     return EAGAIN;
   }
   ++live;
+  // glibc clears this when it makes a second thread; libstdc++ reads it and,
+  // while it is set, takes shortcuts only one thread may take (a static's
+  // guard without the futex wait: a second green thread reaching a static
+  // being initialised would get recursive_init_error).
+  __libc_single_threaded = 0;
   *out = reinterpret_cast<pthread_t>(gt);
   return 0;
 }
