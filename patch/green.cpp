@@ -14,7 +14,6 @@
 #include <cstring>
 #include <string>
 #include <unordered_map>
-#include <unordered_set>
 
 #include <unistd.h>
 
@@ -51,7 +50,7 @@ namespace {
 struct wait_table {
   std::unordered_map<const void*, detail::waiter_list> lists;
 };
-thread_local wait_table* table = nullptr;
+[[gnu::tls_model("initial-exec")]] thread_local wait_table* table = nullptr;
 
 wait_table& this_table() {
   if (table == nullptr) table = new wait_table;
