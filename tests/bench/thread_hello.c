@@ -42,13 +42,13 @@ static int write_all(int fd, const char* p, size_t n) {
 
 /* How much one read() asks for: argv[2], at most the buffer's size. Not a
  * constant, so a fortified build checks it with __read_chk. */
-static size_t read_size = 16384;
+static size_t read_size = 4096;
 
 static void* serve(void* arg) {
   int fd = (int)(intptr_t)arg;
-  char buf[16384];
-  char head[16384]; /* an unfinished request head carried to the next read */
-  char out[64 * sizeof response];
+  char buf[4096];
+  char head[4096]; /* an unfinished request head carried to the next read */
+  char out[16 * sizeof response];
   size_t held = 0;
   for (;;) {
     ssize_t r = read(fd, buf, read_size);
