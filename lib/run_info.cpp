@@ -102,7 +102,9 @@ std::string describe_hub(const std::string& head, bool with_frames, const greenl
   detail::thread_state* t = detail::this_thread_if_any();
   detail::hub_core* h = detail::hub_core::current_if_any();
   if (t == nullptr || h == nullptr) return "moss: no hub on this thread\n";
-  std::string out = head + count(h->tracked_count(), "unfinished task") + ", " + count(h->timers.size(), "timer") +
+  std::size_t tasks = h->tracked_count();
+  if (skip != nullptr && skip->role_ == greenlet_impl::role::task && tasks > 0) --tasks;  // the dump's own task
+  std::string out = head + count(tasks, "unfinished task") + ", " + count(h->timers.size(), "timer") +
                     " armed, " + count(h->parked, "greenlet") + " waiting\n";
   auto one = [&](const greenlet_impl* g) {
     if (g == skip) return;
