@@ -10,6 +10,7 @@
 #include <moss/error.hpp>
 #include <moss/run_info.hpp>
 
+#include <atomic>
 #include <cctype>
 #include <cerrno>
 #include <csignal>
@@ -25,7 +26,9 @@ namespace moss::detail {
 
 namespace {
 
-int pipe_fds[2] = {-1, -1};  // the handler writes [1], the dump thread reads [0]
+// The handler writes [1], the dump thread reads [0]. Atomic: a forked child
+// swaps in a pipe of its own (dump_after_fork).
+std::atomic<int> pipe_in{-1}, pipe_out{-1};
 
 bool refused(int sig) noexcept {
   switch (sig) {
@@ -40,14 +43,14 @@ bool refused(int sig) noexcept {
 void on_dump_signal(int) noexcept {
   int saved = errno;
   char byte = 0;
-  sys::write(pipe_fds[1], &byte, 1);  // full: a dump is pending anyway
+  sys::write(pipe_out.load(std::memory_order_relaxed), &byte, 1);  // full: a dump is pending anyway
   errno = saved;
 }
 
 [[noreturn]] void dump_thread() {
   for (;;) {
     char buf[64];
-    long n = sys::read(pipe_fds[0], buf, sizeof buf);  // every request made so far: one dump
+    long n = sys::read(pipe_in.load(std::memory_order_relaxed), buf, sizeof buf);  // all pending: one dump
     if (n < 0 && errno != EINTR) {
       timespec pause{1, 0};
       sys::call(SYS_nanosleep, sys::ptr_arg(&pause), 0);
@@ -63,7 +66,47 @@ void on_dump_signal(int) noexcept {
   }
 }
 
+// open_pipe_and_thread() makes the self-pipe and starts the dump thread;
+// fail(what) reports a failure.
+template <class F>
+bool open_pipe_and_thread(F fail) noexcept {
+  int fds[2];
+  if (sys::call(SYS_pipe2, sys::ptr_arg(fds), O_CLOEXEC | O_NONBLOCK) != 0) {
+    fail("cannot make a pipe");
+    return false;
+  }
+  sys::call(SYS_fcntl, fds[0], F_SETFL, 0);  // the dump thread sleeps in read()
+  pipe_in.store(fds[0], std::memory_order_relaxed);
+  pipe_out.store(fds[1], std::memory_order_relaxed);
+  sigset_t all_signals, old;
+  sigfillset(&all_signals);
+  pthread_sigmask(SIG_SETMASK, &all_signals, &old);
+  int r = start_native_thread([](void*) { dump_thread(); }, nullptr);
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  if (r != 0) {
+    errno = r;
+    fail("cannot start the dump thread");
+    return false;
+  }
+  return true;
+}
+
 }  // namespace
+
+void dump_after_fork() noexcept {
+  int old_in = pipe_in.load(std::memory_order_relaxed), old_out = pipe_out.load(std::memory_order_relaxed);
+  if (old_out < 0) return;  // no dump signal
+  auto fail = [](const char* what) {
+    std::string line = std::string("moss: MOSS_DUMP_SIGNAL: in a forked child, ") + what + " (" + std::strerror(errno) +
+                       "); no dump on that signal here\n";
+    sys::write_stderr(line.data(), line.size());
+  };
+  // The parent's pipe would make the parent's dump thread answer the child's
+  // signal: the child gets a pipe and a dump thread of its own.
+  if (!open_pipe_and_thread(fail)) pipe_out.store(-1, std::memory_order_relaxed);
+  sys::close(old_in);
+  sys::close(old_out);
+}
 
 int parse_dump_signal(const char* text) {
   long number = 0;
@@ -101,18 +144,7 @@ void dump_signal_start() noexcept {
                          "); no dump on that signal\n";
       sys::write_stderr(line.data(), line.size());
     };
-    if (sys::call(SYS_pipe2, sys::ptr_arg(pipe_fds), O_CLOEXEC | O_NONBLOCK) != 0) return fail("cannot make a pipe");
-    // The reading end blocks: the dump thread sleeps in read().
-    sys::call(SYS_fcntl, pipe_fds[0], F_SETFL, 0);
-    sigset_t all_signals, old;
-    sigfillset(&all_signals);
-    pthread_sigmask(SIG_SETMASK, &all_signals, &old);
-    int r = start_native_thread([](void*) { dump_thread(); }, nullptr);
-    pthread_sigmask(SIG_SETMASK, &old, nullptr);
-    if (r != 0) {
-      errno = r;
-      return fail("cannot start the dump thread");
-    }
+    if (!open_pipe_and_thread(fail)) return;
     struct sigaction act {};
     act.sa_handler = &on_dump_signal;
     sigemptyset(&act.sa_mask);

@@ -5,7 +5,8 @@
 // lock nor allocate. A dump thread of moss's own (every signal blocked)
 // reads the pipe and calls dump_greenlets(STDERR_FILENO), which asks each hub
 // for its report and waits for it; a hub that does not answer is named as
-// blocked rather than waited for forever.
+// blocked rather than waited for forever. A forked child gets a pipe and a
+// dump thread of its own.
 #pragma once
 
 namespace moss::detail {
@@ -20,5 +21,9 @@ int parse_dump_signal(const char* text);
 // program, config.hpp) and, when it is set, installs the handler and starts
 // the dump thread. Called when the first hub is made.
 void dump_signal_start() noexcept;
+
+// dump_after_fork() gives a forked child its own pipe and dump thread when
+// MOSS_DUMP_SIGNAL is on (called by monitor_after_fork, in the child).
+void dump_after_fork() noexcept;
 
 }  // namespace moss::detail

@@ -138,6 +138,7 @@ heartbeat* monitor_attach() {
 }
 
 void monitor_after_fork(heartbeat* mine) noexcept {
+  dump_after_fork();  // MOSS_DUMP_SIGNAL's thread did not come along either
   if (threshold_ms == 0) return;
   for (heartbeat* h = all.load(std::memory_order_acquire); h != nullptr; h = h->next) {
     h->seen_switches = 0;

@@ -142,6 +142,33 @@ TEST(Dump, TheDumpSignalPrintsEveryGreenletOnStderr) {
   }
 }
 
+// A forked child has a dump thread of its own: the signal sent to it dumps
+// its greenlets, not the parent's (whose dump thread would read a shared
+// pipe).
+TEST(Dump, AForkedChildDumpsItsOwnGreenletsOnTheSignal) {
+  auto r = in_child("SIGUSR1", [] {
+    auto left = moss::spawn(moss::spawn_options{.name = "stays-in-the-parent"}, [] { moss_dump_test_parked_in_sleep(); });
+    moss::yield();
+    pid_t pid = fork();
+    if (pid == 0) {
+      auto mine = moss::spawn(moss::spawn_options{.name = "made-in-the-child"}, [] { moss_dump_test_parked_in_sleep(); });
+      moss::yield();
+      ::kill(getpid(), SIGUSR1);
+      moss::sleep(500ms);
+      mine.kill();
+      _exit(0);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);  // blocks this hub: a dump of the parent could not answer
+    left.kill();
+  });
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(count_of(r.err, "moss: every greenlet of every hub of process "), 1u) << r.err;
+  std::string mine = block_of(r.err, "made-in-the-child");
+  EXPECT_NE(mine.find("moss_dump_test_parked_in_sleep"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("did not answer"), std::string::npos) << r.err;
+}
+
 TEST(Dump, AMalformedSignalIsAnErrorSayingWhatIsAccepted) {
   for (const char* bad : {"SIGFOO", "0", "65", "SIGKILL", "9", "sigsegv", "USR1x", "-10", "SIGRTMIN"}) {
     auto r = in_child(bad, [] {});
