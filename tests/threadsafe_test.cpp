@@ -102,8 +102,12 @@ TEST_F(WithHub, CallThreadsafeKeepsEachProducersOrderWithManyProducers) {
 TEST_F(WithHub, CallThreadsafeAcceptsAMoveOnlyFunction) {
   auto value = std::make_unique<int>(7);
   int got = 0;
-  moss::hub::current().call_threadsafe([v = std::move(value), &got] { got = *v; });
-  moss::sleep(1ms);
+  moss::event ran;
+  moss::hub::current().call_threadsafe([v = std::move(value), &got, &ran] {
+    got = *v;
+    ran.set();
+  });
+  EXPECT_TRUE(ran.wait(10s));  // not a fixed sleep: under ASan a millisecond was not always enough
   EXPECT_EQ(got, 7);
 }
 
@@ -130,8 +134,14 @@ TEST_F(WithHub, FunctionsQueuedToAHubThatStopsAreDestroyedWithoutRunning) {
 
 TEST_F(WithHub, AnExceptionFromAPostedFunctionIsReportedLikeATasks) {
   testing::internal::CaptureStderr();
-  moss::hub::current().call_threadsafe([] { throw std::runtime_error("posted boom"); });
-  moss::sleep(1ms);
+  bool ran = false;
+  moss::hub::current().call_threadsafe([&ran] {
+    ran = true;
+    throw std::runtime_error("posted boom");
+  });
+  // The task cannot switch between ran = true and its end, so once this
+  // greenlet sees ran, the failure has been reported.
+  for (int i = 0; i < 10000 && !ran; ++i) moss::sleep(1ms);
   std::string err = testing::internal::GetCapturedStderr();
   EXPECT_NE(err.find("posted boom"), std::string::npos) << err;
 }
