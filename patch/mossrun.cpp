@@ -17,6 +17,7 @@
 // The library is looked for beside mossrun's own executable first (a build
 // tree has both in build*/patch/), then at MOSS_PRELOAD_INSTALLED, the path
 // `meson install` puts it at.
+#include "dump.hpp"
 #include "families.hpp"
 #include "monitor.hpp"
 #include "resolver.hpp"
@@ -56,7 +57,7 @@ constexpr const char* preload_name = "libmoss_preload.so";
 
 // ---- settings: option -> variable --------------------------------------------
 
-enum class check_kind { threads, hook, dns, stack_size, pool_size, monitor_ms };
+enum class check_kind { threads, hook, dns, stack_size, pool_size, monitor_ms, dump_signal };
 
 struct setting {
   const char* option;    // long option, without "--"
@@ -85,6 +86,8 @@ constexpr setting settings[] = {
      check_kind::pool_size},
     {"monitor-ms", "MOSS_MONITOR_MS", "N", "0 (off)",
      "report a hub that has not switched for N ms (1 to 3600000)", check_kind::monitor_ms},
+    {"dump-signal", "MOSS_DUMP_SIGNAL", "SIGNAL", "none",
+     "on this signal (SIGUSR1, usr2, 10...) print every green thread and its backtrace", check_kind::dump_signal},
 };
 constexpr int n_settings = sizeof settings / sizeof settings[0];
 
@@ -122,6 +125,9 @@ std::string check(const setting& s, const char* text) {
         return "";
       case check_kind::monitor_ms:
         moss::detail::parse_monitor_ms(text);
+        return "";
+      case check_kind::dump_signal:
+        moss::detail::parse_dump_signal(text);
         return "";
     }
   } catch (const moss::error& e) {

@@ -198,6 +198,7 @@ const option_case options[] = {
     {"stack-size", "MOSS_STACK_SIZE", "8M", "8K"},
     {"threadpool-size", "MOSS_THREADPOOL_SIZE", "16", "-1"},
     {"monitor-ms", "MOSS_MONITOR_MS", "250", "1e3"},
+    {"dump-signal", "MOSS_DUMP_SIGNAL", "SIGUSR1", "SIGKILL"},
 };
 
 TEST_F(WithStubLibrary, HelpListsEveryOptionWithItsVariableAndDefault) {
