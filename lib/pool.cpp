@@ -25,6 +25,20 @@ void pool::acquire_slot() {
   slots_.acquire();
 }
 
+// wait_available_until() takes a permit and gives it straight back: to the
+// next waiting spawner if there is one (FIFO), else to the free count.
+bool pool::wait_available_until(detail::time_point deadline) {
+  if (free_count() > 0) return true;
+  detail::check_may_block("moss::pool::wait_available");
+  if (deadline == detail::no_deadline) {
+    slots_.acquire();
+  } else if (!slots_.acquire(deadline - detail::clock::now())) {
+    return false;
+  }
+  slots_.release();
+  return true;
+}
+
 // Never throws: the semaphore is unbounded.
 void pool::release_slot() noexcept { slots_.release(); }
 

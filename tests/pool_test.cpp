@@ -1,4 +1,5 @@
-// pool_test: moss::pool limits concurrency; map and imap_unordered.
+// pool_test: moss::pool limits concurrency; map, imap_unordered, imap, apply,
+// apply_async and wait_available.
 #include <moss/moss.hpp>
 #include <moss/pool.hpp>
 #include <moss/timeout.hpp>
@@ -214,4 +215,112 @@ TEST_F(WithHub, APoolOfSizeZeroIsAClearError) {
   } catch (const moss::error& e) {
     EXPECT_NE(std::string(e.what()).find("moss::pool: the size must be at least 1"), std::string::npos) << e.what();
   }
+}
+
+TEST_F(WithHub, ImapYieldsInInputOrderWhileLaterInputsRun) {
+  moss::pool p(3);
+  int running = 0, peak = 0, started = 0, started_when_6_ended = 0;
+  std::vector<int> got;
+  for (int v : p.imap([&](int v) {
+         ++started;
+         peak = std::max(peak, ++running);
+         moss::sleep(v * 10ms);
+         --running;
+         if (v == 6) started_when_6_ended = started;
+         return v;
+       }, std::vector<int>{6, 1, 5, 2, 4, 3}))
+    got.push_back(v);
+  EXPECT_EQ(got, (std::vector<int>{6, 1, 5, 2, 4, 3}));
+  EXPECT_EQ(peak, 3);
+  // While 6 ran (60 ms), the slots freed by 1 (10 ms), 2 (30 ms) and 5
+  // (50 ms) started 2, 4 and 3: the slow first input held up no slot.
+  EXPECT_EQ(started_when_6_ended, 6);
+}
+
+TEST_F(WithHub, ImapRethrowsAFailureAndCanGoOn) {
+  testing::internal::CaptureStderr();
+  moss::pool p(2);
+  auto r = p.imap([](int v) {
+    moss::sleep((4 - v) * 3ms);
+    if (v == 2) throw std::runtime_error("second");
+    return v;
+  }, std::vector<int>{1, 2, 3});
+  std::vector<int> got;
+  auto it = r.begin();
+  got.push_back(*it);
+  EXPECT_THROW(++it, std::runtime_error);
+  for (it = r.begin(); it != r.end(); ++it) got.push_back(*it);
+  testing::internal::GetCapturedStderr();
+  EXPECT_EQ(got, (std::vector<int>{1, 3}));
+}
+
+TEST_F(WithHub, ImapOfNothingIsEmpty) {
+  moss::pool p(2);
+  int n = 0;
+  for (int v : p.imap([](int v) { return v; }, std::vector<int>{})) n += v + 1;
+  EXPECT_EQ(n, 0);
+}
+
+TEST_F(WithHub, ApplyRunsInThePoolAndReturnsTheValue) {
+  moss::pool p(1);
+  p.spawn([] { moss::sleep(30ms); });
+  auto t0 = std::chrono::steady_clock::now();
+  std::size_t members_inside = 0;
+  int v = p.apply([&](int x) {
+    members_inside = p.size();
+    return x + 1;
+  }, 41);
+  EXPECT_EQ(v, 42);
+  EXPECT_EQ(members_inside, 1u);                                // it ran as the pool's member
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, 25ms);       // after the slot came free
+  EXPECT_EQ(p.free_count(), 1u);
+  int calls = 0;
+  p.apply([&] { ++calls; });
+  EXPECT_EQ(calls, 1);
+  EXPECT_THROW(p.apply([]() -> int { throw std::runtime_error("boom"); }), std::runtime_error);
+}
+
+TEST_F(WithHub, ApplyInterruptedKillsItsTask) {
+  moss::pool p(2);
+  bool finished = false;
+  auto caller = moss::spawn([&] {
+    p.apply([&] {
+      moss::sleep(10s);
+      finished = true;
+    });
+  });
+  moss::sleep(10ms);
+  ASSERT_EQ(p.size(), 1u);
+  caller.kill();
+  EXPECT_TRUE(caller.killed());
+  EXPECT_TRUE(p.join(1s));
+  EXPECT_FALSE(finished);
+  EXPECT_EQ(p.free_count(), 2u);
+}
+
+TEST_F(WithHub, ApplyAsyncReturnsATaskAtOnce) {
+  moss::pool p(2);
+  auto t0 = std::chrono::steady_clock::now();
+  moss::task<int> t = p.apply_async([](int x) {
+    moss::sleep(30ms);
+    return x * 2;
+  }, 21);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 20ms);
+  EXPECT_FALSE(t.ready());
+  EXPECT_EQ(p.size(), 1u);
+  EXPECT_EQ(t.get(), 42);
+}
+
+TEST_F(WithHub, WaitAvailableWaitsForAFreeSlotWithoutTakingIt) {
+  moss::pool p(1);
+  EXPECT_EQ(p.wait_available(), 1u);  // free: at once
+  p.spawn([] { moss::sleep(40ms); });
+  auto t0 = std::chrono::steady_clock::now();
+  EXPECT_FALSE(p.wait_available(5ms));
+  EXPECT_EQ(p.wait_available(), 1u);
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, 35ms);
+  EXPECT_EQ(p.free_count(), 1u);  // not taken
+  p.spawn([] { moss::sleep(20ms); });
+  EXPECT_TRUE(p.wait_available(2s));
+  EXPECT_EQ(p.free_count(), 1u);
 }

@@ -5,6 +5,10 @@
 //   p.spawn(fetch, url);                           // waits for a free slot
 //   std::vector<int> sizes = p.map(fetch, urls);   // input order
 //   for (auto& page : p.imap_unordered(fetch, urls)) use(page);  // completion order
+//   for (auto& page : p.imap(fetch, urls)) use(page);   // input order, as they come
+//   int n = p.apply(fetch, url);                   // run in the pool, wait for the value
+//   moss::task<int> t = p.apply_async(fetch, url); // run in the pool, get() later
+//   p.wait_available();                            // until a slot is free
 //
 // The slots are a moss::semaphore, so they are handed over in FIFO order:
 // when a member finishes, the oldest waiting spawn gets its slot, and a later
@@ -18,7 +22,9 @@
 #include <moss/task.hpp>
 #include <moss/wait.hpp>
 
+#include <chrono>
 #include <cstddef>
+#include <deque>
 #include <iterator>
 #include <memory>
 #include <optional>
@@ -89,6 +95,64 @@ class imap_unordered_range {
   std::unique_ptr<state> s_;
 };
 
+// imap_range: the values of f(input) in input order, each as soon as it and
+// those before it have finished. Obtained from pool::imap(); usable once, in
+// a range-for.
+template <class F, class Arg>
+class imap_range {
+  using R = detail::spawn_result_t<F, Arg>;
+  using V = detail::task_value_t<task<R>>;
+
+  struct state {
+    pool* p = nullptr;
+    F f;
+    std::vector<Arg> inputs;
+    std::size_t next_input = 0;
+    std::deque<task<R>> running;  // spawned, not yet yielded, in input order
+    detail::completion_set set{"moss::pool::imap"};
+    std::optional<V> current;
+    bool at_end = false;
+
+    state(pool& pl, F fn, std::vector<Arg> in) : p(&pl), f(std::move(fn)), inputs(std::move(in)) {}
+    void advance();
+  };
+
+ public:
+  class iterator {
+   public:
+    using value_type = V;
+    using difference_type = std::ptrdiff_t;
+    iterator() = default;
+    V& operator*() const { return *s_->current; }
+    V* operator->() const { return &*s_->current; }
+    // ++ waits for the next value in input order; it rethrows the exception
+    // of a task that failed (the iteration may go on after it is caught).
+    iterator& operator++() {
+      s_->advance();
+      return *this;
+    }
+    void operator++(int) { ++*this; }
+    friend bool operator==(const iterator& it, std::default_sentinel_t) noexcept { return it.s_ == nullptr || it.s_->at_end; }
+
+   private:
+    friend class imap_range;
+    explicit iterator(state* s) : s_(s) {}
+    state* s_ = nullptr;
+  };
+
+  imap_range(pool& p, F f, std::vector<Arg> inputs) : s_(std::make_unique<state>(p, std::move(f), std::move(inputs))) {}
+  // begin() waits for the first value; called again after a failure was
+  // rethrown, it goes on with the next one.
+  iterator begin() {
+    if (!s_->current && !s_->at_end) s_->advance();
+    return iterator(s_.get());
+  }
+  std::default_sentinel_t end() const noexcept { return {}; }
+
+ private:
+  std::unique_ptr<state> s_;
+};
+
 class pool : public group {
  public:
   // pool(size) allows size members at once; size must be at least 1.
@@ -145,7 +209,66 @@ class pool : public group {
     return imap_unordered_range<std::decay_t<F>, Arg>(*this, std::forward<F>(f), std::move(in));
   }
 
+  // imap() is imap_unordered() yielding in input order (gevent's
+  // Pool.imap): a value waits for those before it, while later inputs keep
+  // running in the free slots.
+  template <class F, std::ranges::input_range In>
+    requires std::is_invocable_v<std::decay_t<F>, std::decay_t<std::ranges::range_reference_t<In>>>
+  auto imap(F&& f, In&& inputs) {
+    using Arg = std::decay_t<std::ranges::range_reference_t<In>>;
+    std::vector<Arg> in;
+    for (auto&& x : inputs) in.emplace_back(std::forward<decltype(x)>(x));
+    return imap_range<std::decay_t<F>, Arg>(*this, std::forward<F>(f), std::move(in));
+  }
+
+  // apply() runs f(args...) as a member (waiting for a slot) and waits for
+  // its value, or rethrows its exception. If the caller is interrupted while
+  // waiting, the task is killed.
+  template <class F, class... Args>
+    requires std::is_invocable_v<std::decay_t<F>, std::decay_t<Args>...>
+  detail::spawn_result_t<F, Args...> apply(F&& f, Args&&... args) {
+    auto t = spawn(std::forward<F>(f), std::forward<Args>(args)...);
+    try {
+      t.join();
+    } catch (...) {
+      try {
+        t.kill();
+      } catch (...) {
+      }
+      throw;
+    }
+    if constexpr (std::is_void_v<detail::spawn_result_t<F, Args...>>) {
+      t.get();
+    } else {
+      return std::move(t.get());
+    }
+  }
+
+  // apply_async() runs f(args...) as a member, waiting only for a slot, and
+  // returns its task (get() for the value). The same as spawn(), named as
+  // in gevent.
+  template <class F, class... Args>
+    requires std::is_invocable_v<std::decay_t<F>, std::decay_t<Args>...>
+  auto apply_async(F&& f, Args&&... args) {
+    return spawn(std::forward<F>(f), std::forward<Args>(args)...);
+  }
+
+  // wait_available() waits until a slot is free, without taking it, and
+  // returns free_count(). It queues behind spawners already waiting, so
+  // the slot it saw may go to one of them: then it returns 0.
+  std::size_t wait_available() {
+    wait_available_until(detail::no_deadline);
+    return free_count();
+  }
+  // wait_available(timeout) gives up after timeout: false if no slot was
+  // free by then.
+  template <class Rep, class Period>
+  bool wait_available(std::chrono::duration<Rep, Period> timeout) {
+    return wait_available_until(detail::deadline_after(timeout));
+  }
+
  protected:
+  bool wait_available_until(detail::time_point deadline);
   void acquire_slot() override;
   void release_slot() noexcept override;
 
@@ -168,6 +291,34 @@ void imap_unordered_range<F, Arg>::state::advance() {
   }
   std::size_t i = set.next(detail::no_deadline);
   task<R> t = std::move(running[i]);
+  if constexpr (std::is_void_v<R>) {
+    t.get();
+    current.emplace();
+  } else {
+    current.emplace(std::move(t.get()));
+  }
+}
+
+template <class F, class Arg>
+void imap_range<F, Arg>::state::advance() {
+  current.reset();
+  for (;;) {
+    // Keep the pool busy; wait for a slot only when none of ours is running.
+    while (next_input < inputs.size() && (p->free_count() > 0 || running.empty())) {
+      running.push_back(p->spawn(f, std::move(inputs[next_input++])));
+      set.add(running.back().base_ptr());
+    }
+    if (running.empty()) {
+      at_end = true;
+      return;
+    }
+    if (running.front().ready()) break;
+    // The front is not done, so the set has it: wait for any of ours to
+    // finish (its slot may start the next input), then look again.
+    set.next(detail::no_deadline);
+  }
+  task<R> t = std::move(running.front());
+  running.pop_front();
   if constexpr (std::is_void_v<R>) {
     t.get();
     current.emplace();
