@@ -58,6 +58,13 @@ struct process_options {
   stdio err = stdio::inherit;
 };
 
+class subprocess;
+// spawn_process() starts argv[0] with arguments argv (argv must not be
+// empty) and the parent's environment and working directory. The result
+// must be kept: dropping it kills the child at once.
+[[nodiscard("dropping the subprocess kills the child at once: keep it in a variable")]]
+subprocess spawn_process(const std::vector<std::string>& argv, const process_options& opts = {});
+
 class subprocess {
  public:
   using clock = std::chrono::steady_clock;
@@ -126,12 +133,6 @@ class subprocess {
   int in_ = -1, out_ = -1, err_ = -1;
   std::optional<int> status_;
 };
-
-// spawn_process() starts argv[0] with arguments argv (argv must not be
-// empty) and the parent's environment and working directory. The result
-// must be kept: dropping it kills the child at once.
-[[nodiscard("dropping the subprocess kills the child at once: keep it in a variable")]]
-subprocess spawn_process(const std::vector<std::string>& argv, const process_options& opts = {});
 
 struct process_result {
   int status;       // as subprocess::wait()
