@@ -1,5 +1,6 @@
 // green.cpp: the shared machinery of green pthreads (see green.hpp).
 #include "green.hpp"
+#include "hooks.hpp"
 
 #include "hub.hpp"
 #include "sys.hpp"
@@ -73,6 +74,8 @@ bool is_cancel_signal(const std::exception_ptr& e) noexcept {
 }  // namespace
 
 void cancel(green_thread* gt) noexcept {
+  // The hooks' cancellation points cost nothing until the first cancel.
+  cancel_point = &test_cancel;
   gt->cancel_pending = true;
   if (gt->cancel_enabled && gt->g != nullptr && gt->g->parked_on_ != nullptr && !gt->uninterruptible)
     detail::interrupt(gt->g, std::make_exception_ptr(cancel_signal{}));

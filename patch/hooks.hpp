@@ -52,7 +52,8 @@ inline bool cooperative(family f) noexcept {
   return (enabled_families & f) != 0 && signal_depth == 0 && in_greenlet();
 }
 
-// cancel_point is set by the preload's green pthreads (null otherwise).
+// cancel_point is set by the preload's green pthreads once a green thread
+// has been cancelled (null until then, and in linked mode).
 // Hooked calls that POSIX makes cancellation points (read, write, recv, send,
 // accept, connect, poll, select, epoll_wait, the sleeps) call it before they
 // wait and again when the wait was interrupted; it acts upon a pending

@@ -48,7 +48,6 @@ main_fn program_main = nullptr;
     }
   }
   green_threads = green && (enabled_families & family_thread) != 0;
-  if (green_threads) cancel_point = &test_cancel;
 }
 
 int main_on_hub(int argc, char** argv, char** envp) {
