@@ -118,13 +118,19 @@ TEST(Resolve, TenThousandNamesFromStdinResolveConcurrentlyInUnderTwoSeconds) {
     for (int i = 0; i < 10000; ++i) f << "host" << i << ".bulk.test\n";
   }
   auto t0 = std::chrono::steady_clock::now();
-  // A lost UDP answer is retried after the timeout: keep that short.
-  auto r = run("MOSS_DNS_TIMEOUT_MS=400 " + tool(dns) + " -4 -c 1000 < " + name);
+  // A lost UDP answer is retried after the timeout: keep that short, and
+  // allow a few tries (a burst of 1,000 datagrams can overflow the loopback
+  // backlog of a loaded machine twice for the same name; moss-resolve then,
+  // rightly, exits 1).
+  auto r = run("MOSS_DNS_TIMEOUT_MS=400 MOSS_DNS_TRIES=4 " + tool(dns) + " -4 -c 1000 < " + name);
   double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   ::unlink(name);
   std::printf("10,000 names (20 ms answers, -c 1000): %.3f s\n", took);
-  EXPECT_EQ(r.status, 0) << r.err;
   auto l = lines_of(r.out);
+  std::string failed;
+  for (const auto& line : l)
+    if (line.find("10.1.2.3") == std::string::npos) failed += line + "\n";
+  EXPECT_EQ(r.status, 0) << r.err << failed;
   ASSERT_EQ(l.size(), 10000u);
   EXPECT_EQ(l[0], "host0.bulk.test\t10.1.2.3");
   EXPECT_EQ(l[9999], "host9999.bulk.test\t10.1.2.3");
