@@ -37,28 +37,16 @@ namespace moss {
 
 class pool;
 
-// imap_unordered_range: the values of f(input) in the order the tasks
-// finish. Obtained from pool::imap_unordered(); usable once, in a range-for.
-template <class F, class Arg>
-class imap_unordered_range {
-  using R = detail::spawn_result_t<F, Arg>;
-  using V = detail::task_value_t<task<R>>;
+namespace detail {
 
-  struct state {
-    pool* p = nullptr;
-    F f;
-    std::vector<Arg> inputs;
-    std::size_t next_input = 0;
-    std::vector<task<R>> running;  // indexed like the completion set
-    detail::completion_set set{"moss::pool::imap_unordered"};
-    std::optional<V> current;
-    bool at_end = false;
-
-    state(pool& pl, F fn, std::vector<Arg> in) : p(&pl), f(std::move(fn)), inputs(std::move(in)) {}
-    void advance();
-  };
-
+// lazy_range: a range, usable once in a range-for, over the values a State
+// produces one at a time: State has `current` (an optional value), `at_end`
+// and advance(), which waits for the next value or rethrows a failure.
+template <class State>
+class lazy_range {
  public:
+  using V = typename State::value_type;
+
   class iterator {
    public:
     using value_type = V;
@@ -76,13 +64,13 @@ class imap_unordered_range {
     friend bool operator==(const iterator& it, std::default_sentinel_t) noexcept { return it.s_ == nullptr || it.s_->at_end; }
 
    private:
-    friend class imap_unordered_range;
-    explicit iterator(state* s) : s_(s) {}
-    state* s_ = nullptr;
+    friend class lazy_range;
+    explicit iterator(State* s) : s_(s) {}
+    State* s_ = nullptr;
   };
 
-  imap_unordered_range(pool& p, F f, std::vector<Arg> inputs)
-      : s_(std::make_unique<state>(p, std::move(f), std::move(inputs))) {}
+  template <class... A>
+  explicit lazy_range(A&&... a) : s_(std::make_unique<State>(std::forward<A>(a)...)) {}
   // begin() waits for the first value; called again after a failure was
   // rethrown, it goes on with the next one.
   iterator begin() {
@@ -92,66 +80,66 @@ class imap_unordered_range {
   std::default_sentinel_t end() const noexcept { return {}; }
 
  private:
-  std::unique_ptr<state> s_;
+  std::unique_ptr<State> s_;
 };
+
+// The tasks of an imap: inputs not started yet, tasks running, the value
+// being handed out.
+template <class F, class Arg, class Running>
+struct imap_state_base {
+  using R = spawn_result_t<F, Arg>;
+  using value_type = task_value_t<task<R>>;
+  pool* p = nullptr;
+  F f;
+  std::vector<Arg> inputs;
+  std::size_t next_input = 0;
+  Running running;
+  completion_set set;
+  std::optional<value_type> current;
+  bool at_end = false;
+
+  imap_state_base(pool& pl, F fn, std::vector<Arg> in, const char* what)
+      : p(&pl), f(std::move(fn)), inputs(std::move(in)), set{what} {}
+  // take() makes t's value (or exception) the current one.
+  void take(task<R> t) {
+    if constexpr (std::is_void_v<R>) {
+      t.get();
+      current.emplace();
+    } else {
+      current.emplace(std::move(t.get()));
+    }
+  }
+};
+
+// Completion order: `running` is indexed like the completion set.
+template <class F, class Arg>
+struct imap_unordered_state : imap_state_base<F, Arg, std::vector<task<spawn_result_t<F, Arg>>>> {
+  imap_unordered_state(pool& p, F f, std::vector<Arg> in)
+      : imap_state_base<F, Arg, std::vector<task<spawn_result_t<F, Arg>>>>(p, std::move(f), std::move(in),
+                                                                          "moss::pool::imap_unordered") {}
+  void advance();
+};
+
+// Input order: `running` holds what was spawned and not yet handed out.
+template <class F, class Arg>
+struct imap_state : imap_state_base<F, Arg, std::deque<task<spawn_result_t<F, Arg>>>> {
+  imap_state(pool& p, F f, std::vector<Arg> in)
+      : imap_state_base<F, Arg, std::deque<task<spawn_result_t<F, Arg>>>>(p, std::move(f), std::move(in), "moss::pool::imap") {}
+  void advance();
+};
+
+}  // namespace detail
+
+// imap_unordered_range: the values of f(input) in the order the tasks
+// finish. Obtained from pool::imap_unordered(); usable once, in a range-for.
+template <class F, class Arg>
+using imap_unordered_range = detail::lazy_range<detail::imap_unordered_state<F, Arg>>;
 
 // imap_range: the values of f(input) in input order, each as soon as it and
 // those before it have finished. Obtained from pool::imap(); usable once, in
 // a range-for.
 template <class F, class Arg>
-class imap_range {
-  using R = detail::spawn_result_t<F, Arg>;
-  using V = detail::task_value_t<task<R>>;
-
-  struct state {
-    pool* p = nullptr;
-    F f;
-    std::vector<Arg> inputs;
-    std::size_t next_input = 0;
-    std::deque<task<R>> running;  // spawned, not yet yielded, in input order
-    detail::completion_set set{"moss::pool::imap"};
-    std::optional<V> current;
-    bool at_end = false;
-
-    state(pool& pl, F fn, std::vector<Arg> in) : p(&pl), f(std::move(fn)), inputs(std::move(in)) {}
-    void advance();
-  };
-
- public:
-  class iterator {
-   public:
-    using value_type = V;
-    using difference_type = std::ptrdiff_t;
-    iterator() = default;
-    V& operator*() const { return *s_->current; }
-    V* operator->() const { return &*s_->current; }
-    // ++ waits for the next value in input order; it rethrows the exception
-    // of a task that failed (the iteration may go on after it is caught).
-    iterator& operator++() {
-      s_->advance();
-      return *this;
-    }
-    void operator++(int) { ++*this; }
-    friend bool operator==(const iterator& it, std::default_sentinel_t) noexcept { return it.s_ == nullptr || it.s_->at_end; }
-
-   private:
-    friend class imap_range;
-    explicit iterator(state* s) : s_(s) {}
-    state* s_ = nullptr;
-  };
-
-  imap_range(pool& p, F f, std::vector<Arg> inputs) : s_(std::make_unique<state>(p, std::move(f), std::move(inputs))) {}
-  // begin() waits for the first value; called again after a failure was
-  // rethrown, it goes on with the next one.
-  iterator begin() {
-    if (!s_->current && !s_->at_end) s_->advance();
-    return iterator(s_.get());
-  }
-  std::default_sentinel_t end() const noexcept { return {}; }
-
- private:
-  std::unique_ptr<state> s_;
-};
+using imap_range = detail::lazy_range<detail::imap_state<F, Arg>>;
 
 class pool : public group {
  public:
@@ -278,53 +266,42 @@ class pool : public group {
 };
 
 template <class F, class Arg>
-void imap_unordered_range<F, Arg>::state::advance() {
-  current.reset();
+void detail::imap_unordered_state<F, Arg>::advance() {
+  this->current.reset();
   // Keep the pool busy; wait for a slot only when none of ours is running.
-  while (next_input < inputs.size() && (p->free_count() > 0 || set.remaining() == 0)) {
-    running.push_back(p->spawn(f, std::move(inputs[next_input++])));
-    set.add(running.back().base_ptr());
+  while (this->next_input < this->inputs.size() && (this->p->free_count() > 0 || this->set.remaining() == 0)) {
+    this->running.push_back(this->p->spawn(this->f, std::move(this->inputs[this->next_input++])));
+    this->set.add(this->running.back().base_ptr());
   }
-  if (set.remaining() == 0) {
-    at_end = true;
+  if (this->set.remaining() == 0) {
+    this->at_end = true;
     return;
   }
-  std::size_t i = set.next(detail::no_deadline);
-  task<R> t = std::move(running[i]);
-  if constexpr (std::is_void_v<R>) {
-    t.get();
-    current.emplace();
-  } else {
-    current.emplace(std::move(t.get()));
-  }
+  std::size_t i = this->set.next(no_deadline);
+  this->take(std::move(this->running[i]));
 }
 
 template <class F, class Arg>
-void imap_range<F, Arg>::state::advance() {
-  current.reset();
+void detail::imap_state<F, Arg>::advance() {
+  this->current.reset();
   for (;;) {
     // Keep the pool busy; wait for a slot only when none of ours is running.
-    while (next_input < inputs.size() && (p->free_count() > 0 || running.empty())) {
-      running.push_back(p->spawn(f, std::move(inputs[next_input++])));
-      set.add(running.back().base_ptr());
+    while (this->next_input < this->inputs.size() && (this->p->free_count() > 0 || this->running.empty())) {
+      this->running.push_back(this->p->spawn(this->f, std::move(this->inputs[this->next_input++])));
+      this->set.add(this->running.back().base_ptr());
     }
-    if (running.empty()) {
-      at_end = true;
+    if (this->running.empty()) {
+      this->at_end = true;
       return;
     }
-    if (running.front().ready()) break;
+    if (this->running.front().ready()) break;
     // The front is not done, so the set has it: wait for any of ours to
     // finish (its slot may start the next input), then look again.
-    set.next(detail::no_deadline);
+    this->set.next(no_deadline);
   }
-  task<R> t = std::move(running.front());
-  running.pop_front();
-  if constexpr (std::is_void_v<R>) {
-    t.get();
-    current.emplace();
-  } else {
-    current.emplace(std::move(t.get()));
-  }
+  auto t = std::move(this->running.front());
+  this->running.pop_front();
+  this->take(std::move(t));
 }
 
 }  // namespace moss
