@@ -6,6 +6,8 @@
 
 #include <gtest/gtest.h>
 
+#include "forked_child.hpp"
+
 #include <atomic>
 #include <chrono>
 #include <csignal>
@@ -14,7 +16,6 @@
 #include <string>
 #include <thread>
 
-#include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -34,35 +35,12 @@ using namespace std::chrono_literals;
 
 namespace {
 
-struct child_result {
-  int status = -1;  // exit code, or -1 if it did not exit normally
-  std::string err;  // what it wrote on stderr
-};
+using moss_test::child_result;
 
 // in_child() runs body as moss::run's main in a child process, with
-// MOSS_DUMP_SIGNAL=value unless value is null, and returns the child's exit
-// code (0 when body returns) and its stderr.
+// MOSS_DUMP_SIGNAL=value, or without it when value is null (forked_child.hpp).
 child_result in_child(const char* value, const std::function<void()>& body) {
-  int err[2];
-  if (pipe2(err, O_CLOEXEC) != 0) return {};
-  pid_t pid = fork();
-  if (pid < 0) return {};
-  if (pid == 0) {
-    dup2(err[1], STDERR_FILENO);
-    if (value != nullptr) setenv("MOSS_DUMP_SIGNAL", value, 1);
-    else unsetenv("MOSS_DUMP_SIGNAL");
-    moss::run(body);
-    _exit(0);
-  }
-  close(err[1]);
-  child_result r;
-  char buf[4096];
-  ssize_t n;
-  while ((n = read(err[0], buf, sizeof buf)) > 0) r.err.append(buf, static_cast<std::size_t>(n));
-  close(err[0]);
-  int status = 0;
-  if (waitpid(pid, &status, 0) == pid && WIFEXITED(status)) r.status = WEXITSTATUS(status);
-  return r;
+  return moss_test::run_in_child("MOSS_DUMP_SIGNAL", value, body);
 }
 
 // block_of() is the part of a dump about the greenlet named `name`: its line

@@ -5,54 +5,25 @@
 
 #include <gtest/gtest.h>
 
+#include "forked_child.hpp"
+
 #include <chrono>
 #include <cstdlib>
 #include <functional>
 #include <string>
 
-#include <fcntl.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 using namespace std::chrono_literals;
 
 namespace {
 
-struct child_result {
-  int status = -1;  // exit code, or -1 if it did not exit normally
-  std::string err;  // what it wrote on stderr
-};
+using moss_test::child_result;
 
-// in_child() runs body as moss::run's main in a child process with
-// MOSS_MONITOR_MS=value, and returns the child's exit code (0 when body
-// returns, 3 on a moss::error, printed) and its stderr.
+// in_child() runs body as moss::run's main in a child process, with
+// MOSS_MONITOR_MS=value (forked_child.hpp).
 child_result in_child(const char* value, const std::function<void()>& body) {
-  int err[2];
-  if (pipe2(err, O_CLOEXEC) != 0) return {};
-  pid_t pid = fork();
-  if (pid < 0) return {};
-  if (pid == 0) {
-    dup2(err[1], STDERR_FILENO);
-    setenv("MOSS_MONITOR_MS", value, 1);
-    int code = 0;
-    try {
-      moss::run(body);
-    } catch (const moss::error& e) {
-      std::string line = std::string("error: ") + e.what() + "\n";
-      [[maybe_unused]] auto n = write(STDERR_FILENO, line.data(), line.size());
-      code = 3;
-    }
-    _exit(code);
-  }
-  close(err[1]);
-  child_result r;
-  char buf[4096];
-  ssize_t n;
-  while ((n = read(err[0], buf, sizeof buf)) > 0) r.err.append(buf, static_cast<std::size_t>(n));
-  close(err[0]);
-  int status = 0;
-  if (waitpid(pid, &status, 0) == pid && WIFEXITED(status)) r.status = WEXITSTATUS(status);
-  return r;
+  return moss_test::run_in_child("MOSS_MONITOR_MS", value, body);
 }
 
 void spin_for(std::chrono::milliseconds d) {
