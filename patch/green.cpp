@@ -22,11 +22,7 @@ namespace moss::patch {
 
 bool green_threads = false;
 
-bool green_context() noexcept {
-  if (!green_threads) return false;
-  detail::thread_state* t = detail::this_thread_if_any();
-  return t != nullptr && t->hub != nullptr && t->current != t->hub->hub_greenlet();
-}
+bool green_context() noexcept { return green_threads && in_greenlet(); }
 
 green_thread* current_green() noexcept {
   detail::thread_state* t = detail::this_thread_if_any();
