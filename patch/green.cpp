@@ -2,8 +2,8 @@
 #include "green.hpp"
 #include "hooks.hpp"
 
-#include "hub.hpp"
-#include "sys.hpp"
+#include "core/hub.hpp"
+#include "core/sys.hpp"
 
 #include <moss/error.hpp>
 #include <moss/run_info.hpp>

@@ -8,7 +8,7 @@
 #include "green.hpp"
 #include "real.hpp"
 
-#include "hub.hpp"
+#include "core/hub.hpp"
 
 #include <moss/error.hpp>
 #include <moss/task.hpp>

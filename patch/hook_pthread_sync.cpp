@@ -17,8 +17,8 @@
 #include "hooks.hpp"
 #include "real.hpp"
 
-#include "hub.hpp"
-#include "sys.hpp"
+#include "core/hub.hpp"
+#include "core/sys.hpp"
 
 #include <moss/time.hpp>
 

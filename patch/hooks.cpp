@@ -1,7 +1,7 @@
 // hooks.cpp: MOSS_HOOK, the cooperative test, the C boundary.
 #include "hooks.hpp"
 
-#include "hub.hpp"
+#include "core/hub.hpp"
 
 #include <moss/error.hpp>
 

@@ -17,11 +17,11 @@
 // The library is looked for beside mossrun's own executable first (a build
 // tree has both in build*/patch/), then at MOSS_PRELOAD_INSTALLED, the path
 // `meson install` puts it at.
-#include "dump.hpp"
+#include "debug/dump.hpp"
 #include "families.hpp"
-#include "monitor.hpp"
-#include "resolver.hpp"
-#include "stack.hpp"
+#include "core/monitor.hpp"
+#include "dns/resolver.hpp"
+#include "core/stack.hpp"
 
 #include <moss/error.hpp>
 #include <moss/threadpool.hpp>

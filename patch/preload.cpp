@@ -15,7 +15,7 @@
 #include "hooks.hpp"
 #include "real.hpp"
 
-#include "hub.hpp"
+#include "core/hub.hpp"
 
 #include <moss/error.hpp>
 

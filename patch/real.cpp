@@ -1,7 +1,7 @@
 // real.cpp: dlsym(RTLD_NEXT) lookups.
 #include "real.hpp"
 
-#include "sys.hpp"
+#include "core/sys.hpp"
 
 #include <cstdlib>
 #include <cstring>

@@ -6,7 +6,7 @@
 #   (gdb) moss restore            back to the thread's real registers
 #
 # `moss switch` loads the registers moss_swap saved on the greenlet's stack
-# (lib/context.cpp: MXCSR/x87 word, r15, r14, r13, r12, rbx, rbp, resume
+# (lib/core/context.cpp: MXCSR/x87 word, r15, r14, r13, r12, rbx, rbp, resume
 # address, from the saved stack pointer up) into the selected thread. In a
 # live process that changes the thread for real: run `moss restore` before
 # `continue`. Needs libmoss's debug information (a debug or debugoptimized

@@ -3,7 +3,7 @@
 #include <moss/async_result.hpp>
 #include <moss/moss.hpp>
 
-#include "hub.hpp"
+#include "core/hub.hpp"
 #include "leak_check.hpp"
 
 #include <atomic>

@@ -1,6 +1,6 @@
 // config_test: a malformed MOSS_* variable stops the program with one line
 // naming the variable, the value and what is accepted, and exit status 2 —
-// at the first hub, and wherever else it is first read (lib/config.hpp).
+// at the first hub, and wherever else it is first read (lib/core/config.hpp).
 //
 // Each case runs this program again (one ConfigChild test) with the
 // variable in its environment, as a user's program would start.

@@ -8,9 +8,9 @@
 #include <moss/timeout.hpp>
 
 #include "dns_server.hpp"
-#include "hub.hpp"
+#include "core/hub.hpp"
 #include "leak_check.hpp"
-#include "resolver.hpp"
+#include "dns/resolver.hpp"
 
 #include <arpa/inet.h>
 #include <fcntl.h>

@@ -2,7 +2,7 @@
 #include <moss/event.hpp>
 #include <moss/moss.hpp>
 
-#include "hub.hpp"
+#include "core/hub.hpp"
 #include "leak_check.hpp"
 
 #include <chrono>

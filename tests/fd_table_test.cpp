@@ -5,8 +5,8 @@
 #include <moss/io.hpp>
 #include <moss/moss.hpp>
 
-#include "fd_table.hpp"
-#include "hub.hpp"
+#include "io/fd_table.hpp"
+#include "core/hub.hpp"
 #include "leak_check.hpp"
 
 #include <atomic>

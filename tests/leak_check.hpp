@@ -6,7 +6,7 @@
 #include <moss/detail/greenlet_impl.hpp>
 #include <moss/hub.hpp>
 
-#include "stack.hpp"
+#include "core/stack.hpp"
 
 #include <dirent.h>
 

@@ -132,7 +132,7 @@ TEST(Monitor, ZeroTurnsItOff) {
 TEST(Monitor, AMalformedValueIsAnErrorSayingWhatIsAccepted) {
   for (const char* bad : {"soon", "-5", "1.5", "3600001", "100ms"}) {
     auto r = in_child(bad, [] {});
-    EXPECT_EQ(r.status, 2) << bad << "\n" << r.err;  // the program ends (lib/config.hpp)
+    EXPECT_EQ(r.status, 2) << bad << "\n" << r.err;  // the program ends (lib/core/config.hpp)
     EXPECT_NE(r.err.find(std::string("moss: MOSS_MONITOR_MS=\"") + bad +
                          "\" is not valid; use a number of milliseconds from 1 to 3600000, or 0 for no monitor"),
               std::string::npos)

@@ -1,7 +1,7 @@
 // poller_test: the epoll poller's four-function contract on its own —
 // readiness reported with the caller's tag, edge triggering, remove, wake()
 // from another thread, and the timeout.
-#include "poller.hpp"
+#include "core/poller.hpp"
 
 #include "leak_check.hpp"
 

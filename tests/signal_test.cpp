@@ -6,7 +6,7 @@
 #include <moss/moss.hpp>
 #include <moss/signal.hpp>
 
-#include "hub.hpp"
+#include "core/hub.hpp"
 #include "leak_check.hpp"
 
 #include <atomic>

@@ -4,7 +4,7 @@
 #include <moss/moss.hpp>
 
 #include "leak_check.hpp"
-#include "stack.hpp"
+#include "core/stack.hpp"
 
 #include <gmock/gmock.h>
 

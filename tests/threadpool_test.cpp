@@ -215,7 +215,7 @@ TEST(ThreadpoolChild, ReportsTheSizeFromTheEnvironment) {
 
 TEST(ThreadpoolChild, RejectsABadSizeInTheEnvironment) {
   if (!in_child()) GTEST_SKIP() << "runs as a child of AMalformedMossThreadpoolSizeIsAnError";
-  moss::run_in_thread([] {});  // a malformed MOSS_* value ends the program with status 2 (lib/config.hpp)
+  moss::run_in_thread([] {});  // a malformed MOSS_* value ends the program with status 2 (lib/core/config.hpp)
   ADD_FAILURE() << "run_in_thread ran with MOSS_THREADPOOL_SIZE=many";
 }
 

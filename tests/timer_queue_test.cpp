@@ -1,7 +1,7 @@
 // timer_queue_test: the hub's timer heap on its own — firing order, ties in
 // arming order, removal from anywhere, re-arming — checked against a sorted
 // reference under random operations.
-#include "timer_queue.hpp"
+#include "core/timer_queue.hpp"
 
 #include "leak_check.hpp"
 

@@ -51,7 +51,7 @@ TEST(Tour, AnUnknownArgumentIsAUsageError) {
 
 TEST(Tour, AMalformedStackSizeIsReportedWithWhatIsAccepted) {
   auto r = run("MOSS_STACK_SIZE=12parsecs " + std::string(MOSS_TOUR));
-  EXPECT_EQ(r.status, 2);  // a malformed MOSS_* value: lib/config.hpp
+  EXPECT_EQ(r.status, 2);  // a malformed MOSS_* value: lib/core/config.hpp
   EXPECT_NE(r.out.find("bad MOSS_STACK_SIZE \"12parsecs\""), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("256K"), std::string::npos) << r.out;
 }

@@ -9,7 +9,7 @@
 // Handles are cheap to copy and share one state. The state is guarded by a
 // mutex, so set() and get() may race from different threads. Greenlets wait
 // on their own hub's waiter list; a setter on another thread reaches that
-// hub through its cross-thread queue (lib/async_result.cpp). Threads with
+// hub through its cross-thread queue (lib/sync/async_result.cpp). Threads with
 // no hub wait on a condition variable.
 #pragma once
 

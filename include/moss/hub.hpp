@@ -31,7 +31,7 @@ class posted {
 };
 
 // posted_call: a node whose dispatch() spawns a task that calls call()
-// (lib/threadsafe.cpp).
+// (lib/thread/threadsafe.cpp).
 class posted_call : public posted {
  public:
   void dispatch() noexcept final;

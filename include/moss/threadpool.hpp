@@ -42,7 +42,7 @@ class waiter;
 
 // pool_job: one run_in_thread() call, shared by the greenlet that waits for
 // it and the pool thread that runs it (hence the atomic count). The fields
-// below are the pool's (lib/threadpool.cpp); `waiter_` is only touched on
+// below are the pool's (lib/thread/threadpool.cpp); `waiter_` is only touched on
 // the caller's hub thread.
 class pool_job {
  public:

@@ -28,7 +28,7 @@
 #include <moss/task.hpp>
 #include <moss/time.hpp>
 
-#include "stack.hpp"
+#include "core/stack.hpp"
 
 #include <boost/fiber/all.hpp>
 

@@ -94,7 +94,7 @@ TEST(Resolve, AFailedNameIsReportedAndTheExitStatusIsOne) {
 }
 
 TEST(Resolve, AMalformedDnsSettingIsAnErrorNotAnAnswer) {
-  // Exit status 2 and one line naming the variable (lib/config.hpp), never
+  // Exit status 2 and one line naming the variable (lib/core/config.hpp), never
   // "resolved" with status 0.
   auto r = run("MOSS_DNS_SERVERS=999.1.1.1:99999 " + std::string(MOSS_RESOLVE) + " localhost");
   EXPECT_EQ(r.status, 2) << r.err;

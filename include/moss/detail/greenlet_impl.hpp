@@ -4,6 +4,9 @@
 // moss::task.
 #pragma once
 
+#include <moss/detail/context_state.hpp>
+#include <moss/detail/stack_area.hpp>
+
 #include <any>
 #include <cstddef>
 #include <cstdint>
@@ -14,28 +17,6 @@ namespace moss::detail {
 
 struct thread_state;
 class waiter;
-
-// A mapped stack: [lo, lo + size) is usable, guard pages sit below lo.
-struct stack_area {
-  char* mapping = nullptr;
-  std::size_t mapping_size = 0;
-  char* lo = nullptr;
-  std::size_t size = 0;
-  unsigned valgrind_id = 0;
-};
-
-// Saved machine context of a suspended greenlet (see lib/context.cpp).
-struct context_state {
-  void* fctx = nullptr;                     // boost fcontext_t while suspended
-  void (*entry)(void*) = nullptr;           // first function run on the stack
-  void* entry_arg = nullptr;
-  int saved_errno = 0;
-  void* eh_globals[2] = {nullptr, nullptr}; // C++ runtime's caught-exception state
-  const void* stack_bottom = nullptr;       // for AddressSanitizer
-  std::size_t stack_size = 0;
-  void* asan_fake_stack = nullptr;
-  void* tsan_fiber = nullptr;
-};
 
 // local_value: a task_local's value in one greenlet (moss/task_local.hpp).
 struct local_value {

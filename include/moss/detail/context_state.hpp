@@ -1,0 +1,23 @@
+// detail/context_state.hpp: the saved machine context of a suspended
+// greenlet, as the context layer keeps it (lib/core/context.*). Knows nothing
+// of greenlets.
+#pragma once
+
+#include <cstddef>
+
+namespace moss::detail {
+
+// Saved machine context of a suspended greenlet (see lib/core/context.cpp).
+struct context_state {
+  void* fctx = nullptr;                     // while suspended: its stack pointer (moss_swap) or fcontext_t
+  void (*entry)(void*) = nullptr;           // first function run on the stack
+  void* entry_arg = nullptr;
+  int saved_errno = 0;
+  void* eh_globals[2] = {nullptr, nullptr}; // C++ runtime's caught-exception state
+  const void* stack_bottom = nullptr;       // for AddressSanitizer
+  std::size_t stack_size = 0;
+  void* asan_fake_stack = nullptr;
+  void* tsan_fiber = nullptr;
+};
+
+}  // namespace moss::detail

@@ -1,0 +1,157 @@
+// wait.cpp: the completion set and the non-template cores of joinall, wait,
+// gather and killall.
+//
+// A completion set attaches one done_hook per task. A hook fires on the
+// finishing task's greenlet (it must not block or allocate): it appends the
+// task's index to finished_, whose capacity was reserved by add(), and wakes
+// the waiting greenlet if any.
+#include <moss/wait.hpp>
+
+#include "core/greenlet.hpp"
+
+#include <moss/error.hpp>
+
+#include <algorithm>
+#include <string>
+
+namespace moss::detail {
+
+namespace {
+
+bool failed_not_killed(const task_base* t) noexcept { return t->error() && !t->killed(); }
+
+}  // namespace
+
+std::size_t completion_set::add(task_base* t) {
+  if (t == nullptr) throw moss::error(std::string(op_) + ": empty task handle");
+  if (t->is_current())
+    throw moss::error(std::string(op_) + ": task \"" + t->name() + "\" cannot wait for itself (it would never finish)");
+  if (t->owner_ != this_thread_if_any())
+    throw moss::error(std::string(op_) + ": task \"" + t->name() +
+                      "\" belongs to another thread's hub; use spawn_threadsafe to wait across threads");
+  // Hooks push_back into finished_ and must never allocate: keep room for
+  // every task added, growing geometrically (reserve(n) is exact).
+  if (finished_.capacity() < hooks_.size() + 1) finished_.reserve(std::max<std::size_t>(16, 2 * finished_.capacity()));
+  hook& h = hooks_.emplace_back();
+  h.set = this;
+  h.task = t;
+  h.index = hooks_.size() - 1;
+  if (t->finished()) finished_.push_back(h.index);
+  else h.attach(*t);
+  return h.index;
+}
+
+void completion_set::hook::task_done(task_base&) noexcept {
+  set->finished_.push_back(index);  // never reallocates: capacity >= hooks_.size()
+  if (set->waiting_ != nullptr) set->waiting_->wake();
+}
+
+std::size_t completion_set::next(time_point deadline) {
+  while (!has_ready()) {
+    waiter w;
+    w.set_what(op_);
+    waiting_ = &w;
+    bool woken = false;
+    try {
+      woken = w.wait(deadline);
+    } catch (...) {
+      waiting_ = nullptr;
+      throw;
+    }
+    waiting_ = nullptr;
+    if (!woken && !has_ready()) return npos;
+  }
+  return finished_[taken_++];
+}
+
+std::vector<std::size_t> joinall(const std::vector<task_base*>& ts, time_point deadline, bool raise_error) {
+  completion_set set("moss::joinall");
+  for (task_base* t : ts) set.add(t);
+  std::vector<std::size_t> order;
+  order.reserve(ts.size());
+  while (set.remaining() > 0) {
+    std::size_t i = set.next(deadline);
+    if (i == completion_set::npos) break;
+    order.push_back(i);
+    if (raise_error && failed_not_killed(ts[i])) ts[i]->rethrow_if_failed();
+  }
+  return order;
+}
+
+std::vector<char> wait(const std::vector<task_base*>& ts, int when_value, time_point deadline) {
+  if (ts.empty()) throw moss::error("moss::wait: the set of tasks is empty, so nothing could ever complete");
+  auto when = static_cast<return_when>(when_value);
+  completion_set set("moss::wait");
+  for (task_base* t : ts) set.add(t);
+  std::vector<char> done(ts.size(), 0);
+  while (set.remaining() > 0) {
+    // Collect everything already finished before deciding, so that done
+    // holds all tasks finished at the moment wait returns.
+    bool stop = false;
+    while (set.has_ready()) {
+      std::size_t i = set.next(deadline);
+      done[i] = 1;
+      if (when == return_when::first_completed) stop = true;
+      if (when == return_when::first_exception && failed_not_killed(ts[i])) stop = true;
+    }
+    if (stop || set.remaining() == 0) break;
+    std::size_t i = set.next(deadline);
+    if (i == completion_set::npos) break;
+    done[i] = 1;
+    if (when == return_when::first_completed) break;
+    if (when == return_when::first_exception && failed_not_killed(ts[i])) break;
+  }
+  return done;
+}
+
+void gather_wait(const std::vector<task_base*>& ts, bool stop_at_failure, const char* op) {
+  completion_set set(op);
+  for (task_base* t : ts) set.add(t);
+  while (set.remaining() > 0) {
+    std::size_t i = 0;
+    try {
+      i = set.next(no_deadline);
+    } catch (...) {
+      // The gathering greenlet was interrupted (killed, timed out): the
+      // gathered tasks are cancelled with it, as asyncio's are, and have
+      // unwound before the exception goes on. An exception raised while
+      // waiting for them (a second kill) replaces the first.
+      std::exception_ptr e = std::current_exception();
+      for (task_base* t : ts)
+        if (!t->finished()) t->kill(false);
+      try {
+        for (task_base* t : ts) t->join();
+      } catch (...) {
+        e = std::current_exception();
+      }
+      std::rethrow_exception(e);
+    }
+    if (stop_at_failure) ts[i]->rethrow_if_failed();
+  }
+}
+
+void killall(const std::vector<task_base*>& ts, bool block) {
+  task_base* self = nullptr;
+  for (task_base* t : ts) {
+    if (t == nullptr) throw moss::error("moss::killall: empty task handle");
+    if (t->owner_ != this_thread_if_any())
+      throw moss::error("moss::killall: task \"" + t->name() + "\" belongs to another thread's hub");
+  }
+  if (block) check_may_block("moss::killall");
+  for (task_base* t : ts) {
+    if (t->is_current()) self = t;
+    else t->kill(false);
+  }
+  if (block) {
+    for (task_base* t : ts)
+      if (t != self) t->join();
+  }
+  if (self != nullptr && !self->done()) throw greenlet_exit{};
+}
+
+void throw_as_completed_timeout(std::size_t remaining) {
+  throw timeout_error("moss::as_completed: the deadline passed with " + std::to_string(remaining) +
+                      (remaining == 1 ? " task" : " tasks") + " still running");
+}
+
+}  // namespace moss::detail
