@@ -3,7 +3,8 @@
 // Invariant: nothing in lib/ calls a libc symbol that patch/ may interpose
 // (read, write, close, epoll_wait, ...). A linked patch layer would otherwise
 // recurse into itself. syscall(2) is interposed only for SYS_futex made by a
-// green pthread (patch/hook_futex.cpp), which lib/ never makes.
+// green pthread (patch/hook_futex.cpp), which lib/ never makes; on x86-64
+// lib/ does not even call it (call() below).
 #pragma once
 
 #include <cerrno>
@@ -26,9 +27,31 @@ struct stat;
 
 namespace moss::detail::sys {
 
+// call() makes system call nr and returns its result, or -1 with errno set,
+// as syscall(2) does. On x86-64 it is the `syscall` instruction itself: under
+// libmoss_preload.so libc's syscall() is interposed (patch/hook_futex.cpp),
+// and every call of lib/ would go through that hook's check first.
+#if defined(__x86_64__)
+inline long call(long nr, long a = 0, long b = 0, long c = 0, long d = 0, long e = 0, long f = 0) noexcept {
+  register long r10 __asm__("r10") = d;
+  register long r8 __asm__("r8") = e;
+  register long r9 __asm__("r9") = f;
+  long r;
+  __asm__ volatile("syscall"
+                   : "=a"(r)
+                   : "a"(nr), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
+                   : "rcx", "r11", "memory");
+  if (r < 0 && r > -4096) {
+    errno = static_cast<int>(-r);
+    return -1;
+  }
+  return r;
+}
+#else
 inline long call(long nr, long a = 0, long b = 0, long c = 0, long d = 0, long e = 0, long f = 0) noexcept {
   return ::syscall(nr, a, b, c, d, e, f);
 }
+#endif
 
 inline void* mmap(void* addr, std::size_t len, int prot, int flags, int fd, long off) noexcept {
   return reinterpret_cast<void*>(call(SYS_mmap, reinterpret_cast<long>(addr), static_cast<long>(len), prot, flags, fd, off));
