@@ -21,7 +21,10 @@
 //  - regular files are passed straight through: they block the thread
 //    (the kernel has no readiness for them);
 //  - closing a fd (moss::io::close, or notify_close before a real close)
-//    wakes every greenlet waiting on it with EBADF.
+//    wakes every greenlet waiting on it with EBADF;
+//  - a fd the kernel will not let the hub watch (epoll_ctl fails: out of
+//    memory, or fs.epoll.max_user_watches reached) fails a call that would
+//    wait with ENOMEM, rather than block every greenlet of the hub.
 //
 // moss never sets O_NONBLOCK on a file description for good: socket calls
 // use MSG_DONTWAIT, pipes and other fds use RWF_NOWAIT (or, where the

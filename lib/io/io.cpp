@@ -164,8 +164,9 @@ class blocking_call {
 
   enum outcome { retry, stop, block };
   // wait() parks until the fd may be ready (retry), or gives up with errno
-  // set (stop: closed, timed out), or finds the fd cannot be watched
-  // (block: make the plain blocking call instead).
+  // set (stop: closed, timed out; or the kernel could not register the fd,
+  // ENOMEM), or finds the fd has no readiness to watch (block: make the
+  // plain blocking call instead; errno EPERM).
   outcome wait() {
     if (!have_deadline_) {
       deadline_ = t_.deadline_for(r_, fd_, dir_);
@@ -175,9 +176,20 @@ class blocking_call {
       case wake_reason::ready: return retry;
       case wake_reason::closed: errno = EBADF; return stop;
       case wake_reason::timed_out: errno = timeout_errno_; return stop;
-      case wake_reason::failed: return block;
+      case wake_reason::failed: return unwatchable();
     }
     return block;
+  }
+
+  // unwatchable() decides after epoll refused the fd (errno says why). EPERM:
+  // a file with no readiness, the plain call never blocks for long. Anything
+  // else (ENOMEM, ENOSPC at fs.epoll.max_user_watches): the call fails with
+  // ENOMEM, since its plain blocking form would stop every greenlet of the
+  // hub until the fd is ready.
+  outcome unwatchable() noexcept {
+    if (errno == EPERM) return block;
+    errno = ENOMEM;
+    return stop;
   }
 
   fd_table& table() const noexcept { return t_; }
@@ -462,14 +474,7 @@ int wait_fd(int fd, short events, fd_table::direction dir, time_point deadline, 
     switch (c.wait()) {
       case blocking_call::retry: break;  // an event: check again (it may be stale)
       case blocking_call::stop: return -1;
-      case blocking_call::block:
-        if (errno == EPERM) return 0;  // cannot be polled: never waits
-        {
-          pollfd p{fd, events, 0};
-          int k = blocking_poll(&p, 1, deadline);
-          if (k == 0) errno = ETIMEDOUT;
-          return k > 0 ? 0 : -1;
-        }
+      case blocking_call::block: return 0;  // no readiness to watch (EPERM): never waits
     }
   }
 }
@@ -850,13 +855,26 @@ int poll(pollfd* fds, nfds_t nfds, clock::time_point deadline) {
     {
       detail::waiter w;
       w.set_what("poll");
+      struct unlink_all {
+        detail::fd_wait* n;
+        nfds_t count;
+        ~unlink_all() {
+          for (nfds_t i = 0; i < 2 * count; ++i)
+            if (n[i].list != nullptr) n[i].list->remove(n[i]);
+        }
+      } cleanup{nodes, nfds};
       std::size_t watched = 0;
       for (nfds_t i = 0; i < nfds; ++i) {
         if (fds[i].fd < 0) continue;
         fd_record* r = t->get(fds[i].fd);
         // Not open, or a regular file: the zero-timeout poll reported all
         // there is to report about it.
-        if (r == nullptr || r->kind == fd_kind::file || t->watch(*r, fds[i].fd) != 0) continue;
+        if (r == nullptr || r->kind == fd_kind::file) continue;
+        if (t->watch(*r, fds[i].fd) != 0) {
+          if (r->kind == fd_kind::file) continue;  // EPERM: no readiness, as above
+          errno = ENOMEM;  // the kernel could not register it: waiting would miss it
+          return -1;
+        }
         detail::fd_wait& rn = nodes[2 * i];
         detail::fd_wait& wn = nodes[2 * i + 1];
         rn.w = wn.w = &w;
@@ -866,14 +884,6 @@ int poll(pollfd* fds, nfds_t nfds, clock::time_point deadline) {
         if ((fds[i].events & write_events) != 0) r->writers.push_back(wn);
         ++watched;
       }
-      struct unlink_all {
-        detail::fd_wait* n;
-        nfds_t count;
-        ~unlink_all() {
-          for (nfds_t i = 0; i < 2 * count; ++i)
-            if (n[i].list != nullptr) n[i].list->remove(n[i]);
-        }
-      } cleanup{nodes, nfds};
       if (watched > 0) {
         fd_table::parking p(*t);
         woke = w.wait(deadline);
