@@ -79,7 +79,6 @@ class async_state_base : public std::enable_shared_from_this<async_state_base> {
 
  private:
   struct hub_entry;
-  struct wake_node;
   void check_pending_locked() const;
   void finish(std::unique_lock<std::mutex>& lock) noexcept;
   hub_entry& entry_locked(moss::hub& h);

@@ -9,6 +9,7 @@
 // kill them. A group belongs to one thread's hub.
 #pragma once
 
+#include <moss/detail/intrusive_list.hpp>
 #include <moss/detail/task_base.hpp>
 #include <moss/detail/waiter.hpp>
 #include <moss/task.hpp>
@@ -81,8 +82,7 @@ class group {
   void remove(member* m) noexcept;
   member* find(const detail::task_base* t) const noexcept;
 
-  member* head_ = nullptr;
-  member* tail_ = nullptr;
+  detail::intrusive_list<member> members_;  // oldest first
   std::size_t size_ = 0;
   detail::waiter_list empty_waiters_;
 };

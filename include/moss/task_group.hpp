@@ -18,6 +18,7 @@
 // Members may spawn more members. A group belongs to the thread that made it.
 #pragma once
 
+#include <moss/detail/intrusive_list.hpp>
 #include <moss/detail/task_base.hpp>
 #include <moss/detail/waiter.hpp>
 #include <moss/task.hpp>
@@ -86,7 +87,7 @@ class task_group {
   bool join_until(detail::time_point deadline);
 
   detail::thread_state* owner_thread_;  // (declared in greenlet_impl.hpp)
-  member* head_ = nullptr;
+  detail::intrusive_list<member> members_;  // newest first
   std::size_t running_ = 0;
   std::exception_ptr error_;
   task_ref failed_;  // the member whose failure join() rethrows

@@ -9,6 +9,7 @@
 // A child made by fork() starts with an empty pool of the same size.
 #pragma once
 
+#include <moss/detail/stored_call.hpp>
 #include <moss/hub.hpp>
 
 #include <atomic>
@@ -17,7 +18,6 @@
 #include <functional>
 #include <memory>
 #include <optional>
-#include <tuple>
 #include <type_traits>
 #include <utility>
 
@@ -80,19 +80,16 @@ template <class R, class F, class... Args>
 class pool_job_fn final : public pool_job {
  public:
   template <class G, class... A>
-  explicit pool_job_fn(G&& f, A&&... args) : call_(std::in_place, std::forward<G>(f), std::forward<A>(args)...) {}
+  explicit pool_job_fn(G&& f, A&&... args) : call_(std::forward<G>(f), std::forward<A>(args)...) {}
 
   void execute() noexcept override {
     try {
-      if constexpr (std::is_void_v<R>)
-        std::apply([](auto&& f, auto&&... a) { std::invoke(std::move(f), std::move(a)...); }, std::move(*call_));
-      else
-        result_.emplace(std::apply([](auto&& f, auto&&... a) -> R { return std::invoke(std::move(f), std::move(a)...); },
-                                   std::move(*call_)));
+      // What the function owns is released on the pool thread, when it returns.
+      if constexpr (std::is_void_v<R>) call_.template invoke<void>();
+      else result_.emplace(call_.template invoke<R>());
     } catch (...) {
       error_ = std::current_exception();
     }
-    call_.reset();  // what the function owns is released on the pool thread, now
   }
 
   R take() {
@@ -101,7 +98,7 @@ class pool_job_fn final : public pool_job {
   }
 
  private:
-  std::optional<std::tuple<F, Args...>> call_;
+  stored_call<F, Args...> call_;
   std::conditional_t<std::is_void_v<R>, bool, std::optional<R>> result_{};
   std::exception_ptr error_;
 };

@@ -10,12 +10,11 @@
 
 #include <moss/async_result.hpp>
 #include <moss/error.hpp>
+#include <moss/detail/stored_call.hpp>
 #include <moss/hub.hpp>
 
 #include <exception>
 #include <functional>
-#include <optional>
-#include <tuple>
 #include <type_traits>
 #include <utility>
 
@@ -32,7 +31,7 @@ class posted_spawn final : public posted_call {
  public:
   template <class G, class... A>
   explicit posted_spawn(async_result<R> r, G&& f, A&&... args)
-      : r_(std::move(r)), call_(std::in_place, std::forward<G>(f), std::forward<A>(args)...) {}
+      : r_(std::move(r)), call_(std::forward<G>(f), std::forward<A>(args)...) {}
 
   ~posted_spawn() override {
     if (started_) return;
@@ -47,13 +46,10 @@ class posted_spawn final : public posted_call {
     started_ = true;
     try {
       if constexpr (std::is_void_v<R>) {
-        std::apply([](auto&& f, auto&&... a) { std::invoke(std::move(f), std::move(a)...); }, std::move(*call_));
-        call_.reset();
+        call_.template invoke<void>();
         r_.set();
       } else {
-        R v = std::apply([](auto&& f, auto&&... a) -> R { return std::invoke(std::move(f), std::move(a)...); },
-                         std::move(*call_));
-        call_.reset();
+        R v = call_.template invoke<R>();
         r_.set(std::move(v));
       }
     } catch (const greenlet_exit&) {
@@ -67,7 +63,7 @@ class posted_spawn final : public posted_call {
 
  private:
   async_result<R> r_;
-  std::optional<std::tuple<F, Args...>> call_;
+  stored_call<F, Args...> call_;
   bool started_ = false;
 };
 

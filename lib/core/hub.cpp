@@ -134,20 +134,14 @@ hub_core& hub_core::create() {
 
 void hub_core::track(greenlet_impl* g) noexcept {
   g->ref();
-  g->hub_prev_ = nullptr;
-  g->hub_next_ = tasks_;
-  if (tasks_ != nullptr) tasks_->hub_prev_ = g;
-  tasks_ = g;
+  tasks_.push_front(*g);
   ++task_count_;
   if (thread_.beat != nullptr) thread_.beat->tasks.store(task_count_, std::memory_order_relaxed);
 }
 
 void hub_core::untrack(greenlet_impl* g) noexcept {
-  if (g->hub_prev_ != nullptr) g->hub_prev_->hub_next_ = g->hub_next_;
-  else if (tasks_ == g) tasks_ = g->hub_next_;
-  else return;  // not tracked
-  if (g->hub_next_ != nullptr) g->hub_next_->hub_prev_ = g->hub_prev_;
-  g->hub_prev_ = g->hub_next_ = nullptr;
+  if (!tasks_.linked(*g)) return;
+  tasks_.remove(*g);
   --task_count_;
   if (thread_.beat != nullptr) thread_.beat->tasks.store(task_count_, std::memory_order_relaxed);
   g->unref();
@@ -204,7 +198,7 @@ void hub_core::deliver_loop_exit() {
   if (thread_.root->parked_on_ != nullptr) victim = thread_.root;
   else if (last_parked != nullptr && last_parked->parked_on_ != nullptr) victim = last_parked;
   else
-    for (greenlet_impl* g = tasks_; g != nullptr && victim == nullptr; g = g->hub_next_)
+    for (greenlet_impl* g = tasks_.front(); g != nullptr && victim == nullptr; g = task_list::next(*g))
       if (g->parked_on_ != nullptr) victim = g;
   if (victim == nullptr && forked_) {
     // A forked child whose main greenlet was left behind (it waited on the
@@ -235,7 +229,7 @@ void hub_core::deliver_loop_exit() {
 
 void hub_core::shutdown() {
   box_->close();
-  if (reap_tasks != nullptr && tasks_ != nullptr) reap_tasks(*this);
+  if (reap_tasks != nullptr && !tasks_.empty()) reap_tasks(*this);
   if (hub_g_->state_ == greenlet_impl::state::active) {
     stopping_ = true;
     resume(hub_g_);  // the loop returns; the hub greenlet finishes back here
@@ -286,8 +280,8 @@ void hub_core::after_fork_in_child() noexcept {
     else g->unref();
   }
   ready_tail_ = nullptr;
-  for (greenlet_impl* g = tasks_; g != nullptr;) {
-    greenlet_impl* next = g->hub_next_;
+  for (greenlet_impl* g = tasks_.front(); g != nullptr;) {
+    greenlet_impl* next = task_list::next(*g);
     if (g != self && (g->owner_ == &away || g->parked_on_ != nullptr || g->state_ == greenlet_impl::state::fresh)) {
       if (g->owner_ != &away) leave(g);
       g->ref();  // the list's reference stays taken: never freed

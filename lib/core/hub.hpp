@@ -19,6 +19,9 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <new>
+#include <type_traits>
+#include <utility>
 
 namespace moss::detail {
 
@@ -56,6 +59,46 @@ class hub_slot {
   // hub's keepalive was held by greenlets left behind.
   virtual std::size_t after_fork() noexcept { return 0; }
 };
+
+// ---- work for another hub ----------------------------------------------------
+// lib/ sends work to another thread's hub in one way: a node, made ahead by
+// make_hub_work() where the sender must not fail later, handed over by
+// post_to(). A node owns itself from dispatch() on and is gone when
+// dispatch() returns; a node the hub never takes is deleted unrun.
+
+// hub_work<F>: a node whose dispatch() calls f on the hub greenlet; f must
+// not block.
+template <class F>
+class hub_work final : public posted {
+ public:
+  explicit hub_work(F f) : f_(std::move(f)) {}
+  void dispatch() noexcept override {
+    std::unique_ptr<hub_work> self(this);
+    f_();
+  }
+
+ private:
+  F f_;
+};
+
+template <class F>
+std::unique_ptr<posted> make_hub_work(F&& f) {
+  return std::make_unique<hub_work<std::decay_t<F>>>(std::forward<F>(f));
+}
+
+// post_to() hands n to h's thread (lib/thread/threadsafe.cpp). Returns false
+// if that hub has stopped: n is deleted, and nothing is left there to wake.
+bool post_to(moss::hub& h, std::unique_ptr<posted> n, const char* what) noexcept;
+
+// post_work() posts f as a hub_work; false also when out of memory.
+template <class F>
+bool post_work(moss::hub& h, F&& f, const char* what) noexcept {
+  try {
+    return post_to(h, make_hub_work(std::forward<F>(f)), what);
+  } catch (const std::bad_alloc&) {
+    return false;
+  }
+}
 
 // inbox: the hub's cross-thread queue (lib/thread/threadsafe.cpp). Other threads
 // post nodes; the hub takes them in poll_once(). The inbox and the facade it
@@ -165,10 +208,12 @@ class hub_core {
     return next != nullptr ? next : hub_g_;
   }
 
-  // Spawned tasks that have not finished (intrusive list; holds a reference).
+  // Spawned tasks that have not finished, newest first; the list holds a
+  // reference to each.
+  using task_list = intrusive_list<greenlet_impl, member_links<greenlet_impl, &greenlet_impl::hub_links_>>;
   void track(greenlet_impl* g) noexcept;
   void untrack(greenlet_impl* g) noexcept;
-  greenlet_impl* tracked() const noexcept { return tasks_; }
+  const task_list& tasks() const noexcept { return tasks_; }
   std::size_t tracked_count() const noexcept { return task_count_; }
 
   // Called at thread exit (and by moss::run) to kill what is left; installed
@@ -252,7 +297,7 @@ class hub_core {
   greenlet_impl* ready_tail_ = nullptr;
   int budget_ = batch;
   bool stopping_ = false;
-  greenlet_impl* tasks_ = nullptr;
+  task_list tasks_;
   std::size_t task_count_ = 0;
   inbox* box_;
   hub_slot* slots_[slot_kinds] = {};

@@ -1,11 +1,12 @@
 // stack.hpp: greenlet stacks.
 //
 // A stack is an mmap(MAP_NORESERVE) region, committed lazily by the kernel
-// page by page, with one guard page below it. The guard is installed with
-// madvise(MADV_GUARD_INSTALL) where the kernel has it (Linux >= 6.13): the
-// stack then stays a single VMA that merges with its neighbours, so a million
-// guarded stacks fit in the default vm.max_map_count. Older kernels get an
-// mprotect(PROT_NONE) page (two VMAs a stack). Chosen at run time.
+// page by page, with 64 KiB of guard pages below it (stack.cpp: guard_size).
+// The guard is installed with madvise(MADV_GUARD_INSTALL) where the kernel
+// has it (Linux >= 6.13): the stack then stays a single VMA that merges with
+// its neighbours, so a million guarded stacks fit in the default
+// vm.max_map_count. Older kernels get an mprotect(PROT_NONE) region (two VMAs
+// a stack). Chosen at run time.
 //
 // Released stacks of the default size are kept in a per-thread pool.
 // An overflow into a guard page is reported by a SIGSEGV handler running on an

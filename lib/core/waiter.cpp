@@ -99,42 +99,45 @@ void interrupt(greenlet_impl* g, std::exception_ptr e) noexcept {
   if (g->parked_on_ != nullptr) g->parked_on_->interrupt();
 }
 
+bool wait_published(waiter*& slot, const char* what, time_point deadline) {
+  waiter w;
+  w.set_what(what);
+  slot = &w;
+  struct clear_on_exit {
+    waiter*& s;
+    ~clear_on_exit() { s = nullptr; }
+  } clear{slot};
+  return w.wait(deadline);
+}
+
 waiter_list::~waiter_list() {
-  while (head_ != nullptr) remove(*head_);
+  while (waiter* w = waiters_.front()) remove(*w);
 }
 
 void waiter_list::push_back(waiter& w) noexcept {
   w.unlink();
   w.list_ = this;
-  w.prev_ = tail_;
-  w.next_ = nullptr;
-  if (tail_ != nullptr) tail_->next_ = &w;
-  else head_ = &w;
-  tail_ = &w;
+  waiters_.push_back(w);
   ++size_;
 }
 
 void waiter_list::remove(waiter& w) noexcept {
-  if (w.prev_ != nullptr) w.prev_->next_ = w.next_;
-  else head_ = w.next_;
-  if (w.next_ != nullptr) w.next_->prev_ = w.prev_;
-  else tail_ = w.prev_;
-  w.prev_ = w.next_ = nullptr;
+  waiters_.remove(w);
   w.list_ = nullptr;
   --size_;
 }
 
 bool waiter_list::wake_one() noexcept {
-  while (head_ != nullptr) {
-    if (head_->wake()) return true;
-    remove(*head_);
+  while (waiter* w = waiters_.front()) {
+    if (w->wake()) return true;
+    remove(*w);
   }
   return false;
 }
 
 void waiter_list::wake_all() noexcept {
-  while (head_ != nullptr)
-    if (!head_->wake()) remove(*head_);
+  while (waiter* w = waiters_.front())
+    if (!w->wake()) remove(*w);
 }
 
 }  // namespace moss::detail

@@ -48,20 +48,6 @@ class errno_guard {
 constinit std::mutex registry_mutex;
 constinit fd_table* registry_head = nullptr;
 
-// close_note: posted to another hub when a fd it watches was closed; its
-// dispatch (on that hub's thread) drops the record and wakes the waiters.
-class close_note final : public posted {
- public:
-  explicit close_note(int fd) noexcept : fd_(fd) {}
-  void dispatch() noexcept override {
-    std::unique_ptr<close_note> self(this);
-    if (fd_table* t = fd_table::current_if_any()) t->refresh(fd_);
-  }
-
- private:
-  int fd_;
-};
-
 }  // namespace
 
 // ---- fd_wait_list ----------------------------------------------------------
@@ -73,31 +59,22 @@ fd_wait::~fd_wait() {
 void fd_wait_list::push_back(fd_wait& n) noexcept {
   if (n.list != nullptr) n.list->remove(n);
   n.list = this;
-  n.prev = tail_;
-  n.next = nullptr;
-  if (tail_ != nullptr) tail_->next = &n;
-  else head_ = &n;
-  tail_ = &n;
+  waits_.push_back(n);
 }
 
 void fd_wait_list::remove(fd_wait& n) noexcept {
-  if (n.prev != nullptr) n.prev->next = n.next;
-  else head_ = n.next;
-  if (n.next != nullptr) n.next->prev = n.prev;
-  else tail_ = n.prev;
-  n.prev = n.next = nullptr;
+  waits_.remove(n);
   n.list = nullptr;
 }
 
 std::size_t fd_wait_list::size() const noexcept {
   std::size_t n = 0;
-  for (fd_wait* p = head_; p != nullptr; p = p->next) ++n;
+  for (fd_wait* p = waits_.front(); p != nullptr; p = waits_.next(*p)) ++n;
   return n;
 }
 
 void fd_wait_list::wake_all(std::uint32_t events) noexcept {
-  while (head_ != nullptr) {
-    fd_wait* n = head_;
+  while (fd_wait* n = waits_.front()) {
     remove(*n);
     n->got = events;
     n->w->wake();  // false when another fd of the same poll woke it first
@@ -156,10 +133,13 @@ void fd_table::closing(int fd, bool deregister) noexcept {
   std::lock_guard lock(registry_mutex);
   for (fd_table* t = registry_head; t != nullptr; t = t->next_) {
     if (t == tls_table_) continue;
-    try {
-      t->facade_->post(std::make_unique<close_note>(fd), "moss::io::notify_close");
-    } catch (...) {
-    }
+    // On that hub's thread: drop the record and wake its waiters.
+    post_work(
+        *t->facade_,
+        [fd] {
+          if (fd_table* other = fd_table::current_if_any()) other->refresh(fd);
+        },
+        "moss::io::notify_close");
   }
 }
 

@@ -35,6 +35,7 @@
 
 #include "core/hub.hpp"
 
+#include <moss/detail/intrusive_list.hpp>
 #include <moss/detail/timer.hpp>
 #include <moss/detail/waiter.hpp>
 
@@ -70,8 +71,7 @@ struct fd_wait {
   waiter* w = nullptr;
   std::uint32_t got = 0;  // the epoll events that woke it (0: a close)
   fd_wait_list* list = nullptr;
-  fd_wait* prev = nullptr;
-  fd_wait* next = nullptr;
+  list_links<fd_wait> links;
 };
 
 // fd_wait_list: an intrusive list of fd_waits. A waiter can sit in only one
@@ -86,18 +86,17 @@ class fd_wait_list {
 
   void push_back(fd_wait& n) noexcept;
   void remove(fd_wait& n) noexcept;
-  bool empty() const noexcept { return head_ == nullptr; }
+  bool empty() const noexcept { return waits_.empty(); }
   std::size_t size() const noexcept;
   // wake_all() wakes every node's waiter, recording `events`, and empties
   // the list.
   void wake_all(std::uint32_t events) noexcept;
   // abandon() empties the list without touching its nodes: in a forked
   // child they belong to greenlets left behind, whose stacks never run.
-  void abandon() noexcept { head_ = tail_ = nullptr; }
+  void abandon() noexcept { waits_.forget(); }
 
  private:
-  fd_wait* head_ = nullptr;
-  fd_wait* tail_ = nullptr;
+  intrusive_list<fd_wait, member_links<fd_wait, &fd_wait::links>> waits_;
 };
 
 class fd_record final : public fd_handler {

@@ -3,8 +3,8 @@
 // Who waits, and how a completion reaches them:
 //  - a greenlet on a thread with a hub parks in a waiter on that hub's
 //    hub_entry. The entry's waiter list is touched only on that hub's
-//    thread; a completion on another thread posts a wake_node to the hub
-//    (post_to_hub), whose dispatch wakes the list there.
+//    thread; a completion on another thread posts the wake-up to the hub
+//    (post_to), which runs it there.
 //  - a thread with no hub waits on the condition variable.
 // Done callbacks are kept per hub too and are spawned as tasks there.
 //
@@ -45,33 +45,9 @@ void spawn_callbacks(const std::shared_ptr<async_state_base>& s, std::vector<std
   cbs.clear();
 }
 
-// post_to_hub() hands n to h's thread, where the hub dispatches it; false if
-// that hub has stopped (n is then deleted). The one place async_result
-// crosses threads.
-bool post_to_hub(moss::hub& h, std::unique_ptr<posted> n) noexcept {
-  try {
-    h.post(std::move(n), "async_result completion");
-    return true;
-  } catch (const std::exception&) {
-    return false;  // the hub stopped: its waiters and callbacks are gone
-  }
-}
-
 hub_core* this_hub() noexcept { return hub_core::current_if_any(); }
 
 }  // namespace
-
-// wake_node: a completion delivered to another hub.
-struct async_state_base::wake_node final : posted {
-  std::shared_ptr<async_state_base> state;
-  hub_entry* entry = nullptr;
-  std::vector<std::unique_ptr<result_callback>> callbacks;
-  void dispatch() noexcept override {
-    std::unique_ptr<wake_node> self(this);
-    entry->waiters.wake_all();
-    spawn_callbacks(state, callbacks);
-  }
-};
 
 async_state_base::async_state_base() = default;
 async_state_base::~async_state_base() = default;
@@ -97,7 +73,7 @@ void async_state_base::finish(std::unique_lock<std::mutex>& lock) noexcept {
   hub_core* mine = this_hub();
   hub_entry* local = nullptr;
   std::vector<std::unique_ptr<result_callback>> local_callbacks;
-  std::vector<std::pair<moss::hub*, std::unique_ptr<wake_node>>> remote;
+  std::vector<std::pair<moss::hub*, std::unique_ptr<posted>>> remote;
   auto self = shared_from_this();
   for (hub_entry& e : hubs_) {
     if (mine != nullptr && e.hub == &mine->facade()) {
@@ -105,11 +81,11 @@ void async_state_base::finish(std::unique_lock<std::mutex>& lock) noexcept {
       local_callbacks = std::move(e.callbacks);
     } else if (e.parked > 0 || !e.callbacks.empty()) {
       try {
-        auto n = std::make_unique<wake_node>();
-        n->state = self;
-        n->entry = &e;
-        n->callbacks = std::move(e.callbacks);
-        remote.emplace_back(e.hub, std::move(n));
+        // The completion, delivered on that hub's thread.
+        remote.emplace_back(e.hub, make_hub_work([state = self, entry = &e, cbs = std::move(e.callbacks)]() mutable {
+          entry->waiters.wake_all();
+          spawn_callbacks(state, cbs);
+        }));
       } catch (const std::bad_alloc&) {
         std::fputs("moss: out of memory delivering an async_result to another thread\n", stderr);
       }
@@ -122,7 +98,8 @@ void async_state_base::finish(std::unique_lock<std::mutex>& lock) noexcept {
     local->waiters.wake_all();
     spawn_callbacks(self, local_callbacks);
   }
-  for (auto& [h, n] : remote) post_to_hub(*h, std::move(n));
+  // A hub that has stopped has no waiters or callbacks left to deliver to.
+  for (auto& [h, n] : remote) post_to(*h, std::move(n), "async_result completion");
 }
 
 void async_state_base::add_callback(std::unique_ptr<result_callback> cb) {

@@ -14,17 +14,15 @@
 
 namespace moss {
 
-struct group::member final : detail::done_hook {
+struct group::member final : detail::done_hook, detail::list_links<member> {
   group* owner = nullptr;
   task_ref task;
-  member* prev = nullptr;
-  member* next = nullptr;
   void task_done(detail::task_base&) noexcept override { owner->remove(this); }
 };
 
 group::~group() {
-  while (member* m = head_) {
-    head_ = m->next;
+  while (member* m = members_.front()) {
+    members_.remove(*m);
     delete m;  // detaches its hook; the task goes on
   }
 }
@@ -33,10 +31,7 @@ void group::insert(detail::task_base* t) {
   auto* m = new member;
   m->owner = this;
   m->task = task_ref(t);
-  m->prev = tail_;
-  if (tail_ != nullptr) tail_->next = m;
-  else head_ = m;
-  tail_ = m;
+  members_.push_back(*m);
   ++size_;
   m->attach(*t);
 }
@@ -56,10 +51,7 @@ void group::insert_or_kill(const task_ref& t) {
 }
 
 void group::remove(member* m) noexcept {
-  if (m->prev != nullptr) m->prev->next = m->next;
-  else head_ = m->next;
-  if (m->next != nullptr) m->next->prev = m->prev;
-  else tail_ = m->prev;
+  members_.remove(*m);
   --size_;
   delete m;
   release_slot();
@@ -78,8 +70,7 @@ group::member* group::find(const detail::task_base* t) const noexcept {
 void group::add(const task_ref& t) {
   detail::task_base* b = t.base_ptr();
   if (b == nullptr) throw moss::error("moss::group::add: empty task handle");
-  if (b->owner_ != detail::this_thread_if_any())
-    throw moss::error("moss::group::add: task \"" + b->name() + "\" belongs to another thread's hub");
+  b->check_owner("moss::group::add");
   if (b->finished() || find(b) != nullptr) return;
   acquire_slot();
   if (b->finished() || find(b) != nullptr) {  // changed while we waited for a slot
@@ -98,14 +89,14 @@ bool group::contains(const task_ref& t) const noexcept { return find(t.base_ptr(
 std::vector<task_ref> group::tasks() const {
   std::vector<task_ref> r;
   r.reserve(size_);
-  for (member* m = head_; m != nullptr; m = m->next) r.push_back(m->task);
+  for (member* m = members_.front(); m != nullptr; m = members_.next(*m)) r.push_back(m->task);
   return r;
 }
 
 bool group::join_until(detail::time_point deadline) {
   if (size_ == 0) return true;
   detail::check_may_block("moss::group::join");
-  for (member* m = head_; m != nullptr; m = m->next)
+  for (member* m = members_.front(); m != nullptr; m = members_.next(*m))
     if (m->task.base_ptr()->is_current())
       throw moss::error("moss::group::join: called by task \"" + m->task.name() +
                         "\", a member of the group; it would wait for itself");

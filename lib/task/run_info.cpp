@@ -115,9 +115,8 @@ std::string describe_hub(const std::string& head, bool with_frames, const greenl
   one(h->hub_greenlet());
   if (t->current->role_ == greenlet_impl::role::raw) one(t->current);
   // The hub's list is newest first; print in spawn order.
-  const greenlet_impl* last = h->tracked();
-  while (last != nullptr && last->hub_next_ != nullptr) last = last->hub_next_;
-  for (const greenlet_impl* g = last; g != nullptr; g = g->hub_prev_) one(g);
+  using list = detail::hub_core::task_list;
+  for (const greenlet_impl* g = h->tasks().back(); g != nullptr; g = list::prev(*g)) one(g);
   return out;
 }
 

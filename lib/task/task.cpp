@@ -159,24 +159,18 @@ void check_may_block(const char* op) {
 void done_hook::attach(task_base& t) noexcept {
   detach();
   task_ = &t;
-  prev_ = nullptr;
-  next_ = t.hooks_;
-  if (t.hooks_ != nullptr) t.hooks_->prev_ = this;
-  t.hooks_ = this;
+  t.hooks_.push_front(*this);
 }
 
 void done_hook::detach() noexcept {
   if (task_ == nullptr) return;
-  if (prev_ != nullptr) prev_->next_ = next_;
-  else task_->hooks_ = next_;
-  if (next_ != nullptr) next_->prev_ = prev_;
+  task_->hooks_.remove(*this);
   task_ = nullptr;
-  prev_ = next_ = nullptr;
 }
 
 void reap_all(hub_core& h) {
   // Kill from the newest: each kill waits, so tasks unwind one at a time.
-  while (greenlet_impl* g = h.tracked()) {
+  while (greenlet_impl* g = h.tasks().front()) {
     auto* t = static_cast<task_base*>(g);
     t->ref();
     try {
@@ -263,7 +257,7 @@ void task_base::run_callbacks() noexcept {
 }
 
 void task_base::add_callback(std::unique_ptr<done_callback> cb) {
-  check_owner("add a done callback to");
+  check_owner("moss::task::add_done_callback");
   if (!finished_) {
     callbacks_.push_back(std::move(cb));
     return;
@@ -280,16 +274,16 @@ void task_base::complete() noexcept {
   finished_ = true;
   pending_ = nullptr;
   joiners_.wake_all();
-  while (done_hook* h = hooks_) {
+  while (done_hook* h = hooks_.front()) {
     h->detach();
     h->task_done(*this);
   }
   hub_->untrack(this);  // the self-reference (or the caller's) keeps us alive
 }
 
-void task_base::check_owner(const char* op) const {
-  if (owner_ != this_thread_if_any())
-    throw moss::error("moss: cannot " + std::string(op) + " task \"" + name() + "\": it belongs to another thread's hub");
+void task_base::check_owner(const char* who, const char* hint) const {
+  if (owner_ != this_thread_if_any()) [[unlikely]]
+    throw moss::error(std::string(who) + ": task \"" + name() + "\" belongs to another thread's hub" + hint);
 }
 
 void task_base::rethrow_if_failed() const {
@@ -308,8 +302,7 @@ void task_base::join() { join_until(no_deadline); }
 bool task_base::join_until(time_point deadline) {
   if (finished_) return true;
   if (is_current()) throw moss::error("moss: task \"" + name() + "\" cannot join itself");
-  if (owner_ != this_thread_if_any())
-    throw moss::error("moss: task \"" + name() + "\" belongs to another thread's hub; use spawn_threadsafe to wait across threads");
+  check_owner("moss::task::join", across_threads);
   waiter w;
   w.set_what("join", this);
   joiners_.push_back(w);
@@ -318,7 +311,7 @@ bool task_base::join_until(time_point deadline) {
 
 void task_base::kill(bool block) {
   if (finished_) return;
-  if (owner_ != this_thread_if_any()) throw moss::error("moss: task \"" + name() + "\" belongs to another thread's hub");
+  check_owner("moss::task::kill");
   if (done_) {
     // Only its done callbacks are left. From one of them, killing the task
     // is killing a finished task: nothing to do.
@@ -391,7 +384,7 @@ std::vector<task_ref> all_tasks() {
   detail::hub_core* h = detail::hub_core::current_if_any();
   if (h == nullptr) return r;
   r.reserve(h->tracked_count());
-  for (detail::greenlet_impl* g = h->tracked(); g != nullptr; g = g->hub_next_)
+  for (detail::greenlet_impl* g = h->tasks().front(); g != nullptr; g = detail::hub_core::task_list::next(*g))
     r.emplace_back(static_cast<detail::task_base*>(g));
   return r;
 }
@@ -409,7 +402,7 @@ run_scope::run_scope() {
 
 run_scope::~run_scope() {
   hub_core* h = hub_core::current_if_any();
-  if (h != nullptr && h->tracked() != nullptr) reap_all(*h);
+  if (h != nullptr && !h->tasks().empty()) reap_all(*h);
 }
 
 }  // namespace moss::detail

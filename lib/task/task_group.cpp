@@ -13,11 +13,9 @@
 
 namespace moss {
 
-struct task_group::member final : detail::done_hook {
+struct task_group::member final : detail::done_hook, detail::list_links<member> {
   task_group* group = nullptr;
   task_ref task;
-  member* prev = nullptr;
-  member* next = nullptr;
   void task_done(detail::task_base& t) noexcept override { group->member_done(this, t); }
 };
 
@@ -44,8 +42,8 @@ task_group::~task_group() {
       if (!deadlock && !self->pending_) self->pending_ = e;
     }
   }
-  while (member* m = head_) {
-    head_ = m->next;
+  while (member* m = members_.front()) {
+    members_.remove(*m);
     delete m;  // detaches its hook
   }
 }
@@ -67,17 +65,13 @@ void task_group::adopt(detail::task_base* t) {
   }
   m->group = this;
   m->task = task_ref(t);
-  m->next = head_;
-  if (head_ != nullptr) head_->prev = m;
-  head_ = m;
+  members_.push_front(*m);
   ++running_;
   m->attach(*t);
 }
 
 void task_group::member_done(member* m, detail::task_base& t) noexcept {
-  if (m->prev != nullptr) m->prev->next = m->next;
-  else head_ = m->next;
-  if (m->next != nullptr) m->next->prev = m->prev;
+  members_.remove(*m);
   --running_;
   if (t.error() && !t.killed() && !error_) {
     error_ = t.error();
@@ -89,7 +83,7 @@ void task_group::member_done(member* m, detail::task_base& t) noexcept {
 }
 
 void task_group::kill_all() noexcept {
-  for (member* m = head_; m != nullptr; m = m->next) {
+  for (member* m = members_.front(); m != nullptr; m = members_.next(*m)) {
     detail::task_base* t = m->task.base_ptr();
     if (t->done()) continue;
     try {
@@ -102,20 +96,8 @@ void task_group::kill_all() noexcept {
 void task_group::cancel() noexcept { kill_all(); }
 
 bool task_group::wait_all(detail::time_point deadline) {
-  while (running_ > 0) {
-    detail::waiter w;
-    w.set_what("task_group join");
-    joiner_ = &w;
-    bool woken = false;
-    try {
-      woken = w.wait(deadline);
-    } catch (...) {
-      joiner_ = nullptr;
-      throw;
-    }
-    joiner_ = nullptr;
-    if (!woken && running_ > 0) return false;
-  }
+  while (running_ > 0)
+    if (!detail::wait_published(joiner_, "task_group join", deadline) && running_ > 0) return false;
   return true;
 }
 
@@ -125,7 +107,7 @@ bool task_group::join_until(detail::time_point deadline) {
   if (detail::this_thread_if_any() != owner_thread_)
     throw moss::error("moss::task_group: the group belongs to another thread");
   detail::check_may_block("moss::task_group::join");
-  for (member* m = head_; m != nullptr; m = m->next)
+  for (member* m = members_.front(); m != nullptr; m = members_.next(*m))
     if (m->task.base_ptr()->is_current())
       throw moss::error("moss::task_group::join: called by a member, which would wait for itself");
   try {

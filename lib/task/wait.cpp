@@ -26,9 +26,7 @@ std::size_t completion_set::add(task_base* t) {
   if (t == nullptr) throw moss::error(std::string(op_) + ": empty task handle");
   if (t->is_current())
     throw moss::error(std::string(op_) + ": task \"" + t->name() + "\" cannot wait for itself (it would never finish)");
-  if (t->owner_ != this_thread_if_any())
-    throw moss::error(std::string(op_) + ": task \"" + t->name() +
-                      "\" belongs to another thread's hub; use spawn_threadsafe to wait across threads");
+  t->check_owner(op_, task_base::across_threads);
   // Hooks push_back into finished_ and must never allocate: keep room for
   // every task added, growing geometrically (reserve(n) is exact).
   if (finished_.capacity() < hooks_.size() + 1) finished_.reserve(std::max<std::size_t>(16, 2 * finished_.capacity()));
@@ -47,20 +45,8 @@ void completion_set::hook::task_done(task_base&) noexcept {
 }
 
 std::size_t completion_set::next(time_point deadline) {
-  while (!has_ready()) {
-    waiter w;
-    w.set_what(op_);
-    waiting_ = &w;
-    bool woken = false;
-    try {
-      woken = w.wait(deadline);
-    } catch (...) {
-      waiting_ = nullptr;
-      throw;
-    }
-    waiting_ = nullptr;
-    if (!woken && !has_ready()) return npos;
-  }
+  while (!has_ready())
+    if (!wait_published(waiting_, op_, deadline) && !has_ready()) return npos;
   return finished_[taken_++];
 }
 
@@ -134,8 +120,7 @@ void killall(const std::vector<task_base*>& ts, bool block) {
   task_base* self = nullptr;
   for (task_base* t : ts) {
     if (t == nullptr) throw moss::error("moss::killall: empty task handle");
-    if (t->owner_ != this_thread_if_any())
-      throw moss::error("moss::killall: task \"" + t->name() + "\" belongs to another thread's hub");
+    t->check_owner("moss::killall");
   }
   if (block) check_may_block("moss::killall");
   for (task_base* t : ts) {

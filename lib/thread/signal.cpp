@@ -263,14 +263,6 @@ void release_if_unused() noexcept {
   hub_core::current_if_any()->retire_slot(slot_kind::signals);  // retire() takes the lock
 }
 
-// The release, sent to the hub's thread when a handler is cancelled elsewhere.
-struct release_node final : posted {
-  void dispatch() noexcept override {
-    release_if_unused();
-    delete this;
-  }
-};
-
 void check_signal(int signum) {
   if (signum < 1 || signum > max_signal || signum >= NSIG)
     throw moss::error("moss: signal_handler(" + std::to_string(signum) + "): no such signal");
@@ -349,11 +341,8 @@ void remove_signal_handler(signal_registration* r) noexcept {
   if (mine) {
     release_if_unused();
   } else {
-    try {
-      facade->post(std::make_unique<release_node>(), "signal_handle::cancel");
-    } catch (...) {
-      // The hub has stopped; its thread released everything already.
-    }
+    // On the hub's thread. A hub that has stopped released everything already.
+    post_work(*facade, [] { release_if_unused(); }, "signal_handle::cancel");
   }
 }
 

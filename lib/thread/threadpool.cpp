@@ -47,8 +47,8 @@ class job_done final : public posted {
     if (armed_) j_->unref();
   }
   void dispatch() noexcept override {
+    std::unique_ptr<job_done> self(this);
     if (j_->waiter_ != nullptr) j_->waiter_->wake();
-    delete this;
   }
   bool armed_ = false;
 
@@ -187,11 +187,8 @@ class pool {
     static_cast<job_done*>(n.get())->armed_ = true;  // the node now holds our reference
     j->done_.store(true, std::memory_order_release);
     j->done_.notify_all();  // a caller blocked because its hub is stopping
-    try {
-      j->hub_->post(std::move(n), "run_in_thread");
-    } catch (...) {
-      // The caller's hub has stopped; the node's destructor dropped our reference.
-    }
+    // False if the caller's hub has stopped; the node's destructor dropped our reference.
+    post_to(*j->hub_, std::move(n), "run_in_thread");
   }
 
   std::mutex m_;

@@ -124,6 +124,15 @@ void inboxes_at_fork(fork_phase p) noexcept {
   for (inbox* b = all_inboxes.load(std::memory_order_acquire); b != nullptr; b = b->next()) b->after_fork(b == mine);
 }
 
+bool post_to(moss::hub& h, std::unique_ptr<posted> n, const char* what) noexcept {
+  try {
+    h.post(std::move(n), what);
+    return true;
+  } catch (...) {
+    return false;  // stopped; the inbox deleted n
+  }
+}
+
 void posted_call::dispatch() noexcept {
   std::unique_ptr<posted_call> self(this);
   try {

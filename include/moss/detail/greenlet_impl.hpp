@@ -5,6 +5,7 @@
 #pragma once
 
 #include <moss/detail/context_state.hpp>
+#include <moss/detail/intrusive_list.hpp>
 #include <moss/detail/stack_area.hpp>
 
 #include <any>
@@ -67,8 +68,7 @@ class greenlet_impl {
   greenlet_impl* parent_ = nullptr;      // strong reference
   greenlet_impl* next_ready_ = nullptr;  // ready queue link
   waiter* parked_on_ = nullptr;          // set while parked on the hub
-  greenlet_impl* hub_prev_ = nullptr;    // the hub's list of live tasks
-  greenlet_impl* hub_next_ = nullptr;
+  list_links<greenlet_impl> hub_links_;  // the hub's list of live tasks
   std::exception_ptr pending_;           // raised at the next resume from a wait
   std::any inbox_;                       // value delivered by switch_to()
   std::exception_ptr inbox_error_;       // exception delivered by throw_in()

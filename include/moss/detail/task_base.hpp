@@ -9,6 +9,8 @@
 #pragma once
 
 #include <moss/detail/greenlet_impl.hpp>
+#include <moss/detail/intrusive_list.hpp>
+#include <moss/detail/stored_call.hpp>
 #include <moss/detail/timer.hpp>
 #include <moss/detail/waiter.hpp>
 
@@ -19,7 +21,6 @@
 #include <new>
 #include <optional>
 #include <string>
-#include <tuple>
 #include <type_traits>
 #include <typeinfo>
 #include <utility>
@@ -53,9 +54,8 @@ class done_hook {
   // attach() links the hook to t, which must not be finished.
   void attach(task_base& t) noexcept;
   void detach() noexcept;
-  bool attached() const noexcept { return task_ != nullptr; }
   // next_hook() walks the hooks of the same task (task_base::first_hook()).
-  done_hook* next_hook() const noexcept { return next_; }
+  done_hook* next_hook() const noexcept { return links_.next; }
 
  protected:
   ~done_hook() { detach(); }
@@ -63,8 +63,7 @@ class done_hook {
  private:
   friend class task_base;
   task_base* task_ = nullptr;
-  done_hook* prev_ = nullptr;
-  done_hook* next_ = nullptr;
+  list_links<done_hook> links_;
 };
 
 // done_callback: a user callback owned by the task (add_done_callback).
@@ -112,7 +111,14 @@ class task_base : public greenlet_impl {
   bool killed() const noexcept { return killed_; }
   bool in_callbacks() const noexcept { return in_callbacks_; }
   bool starts_later() const noexcept { return start_.armed(); }
-  done_hook* first_hook() const noexcept { return hooks_; }
+  done_hook* first_hook() const noexcept { return hooks_.front(); }
+  // check_owner() throws moss::error "<who>: task "<name>" belongs to
+  // another thread's hub<hint>" unless the calling thread's hub runs this
+  // task: the one check every operation on a task makes.
+  void check_owner(const char* who, const char* hint = "") const;
+  // across_threads is the hint for waits: a task of another hub is waited
+  // for through spawn_threadsafe.
+  static constexpr const char* across_threads = "; use spawn_threadsafe to wait across threads";
   // error() looks at the outcome; retrieve_error() hands it to the user, so
   // a failure is not reported when the task goes.
   std::exception_ptr error() const noexcept { return error_; }
@@ -137,7 +143,6 @@ class task_base : public greenlet_impl {
   friend void reap_all(hub_core& h);
   void run_callbacks() noexcept;
   void complete() noexcept;
-  void check_owner(const char* op) const;
 
   struct start_timer final : timer {
     task_base* task = nullptr;
@@ -151,7 +156,7 @@ class task_base : public greenlet_impl {
   mutable bool retrieved_ = false;
   std::exception_ptr error_;
   waiter_list joiners_;
-  done_hook* hooks_ = nullptr;
+  intrusive_list<done_hook, member_links<done_hook, &done_hook::links_>> hooks_;  // newest first
   std::vector<std::unique_ptr<done_callback>> callbacks_;
   start_timer start_;
 };
@@ -173,28 +178,18 @@ template <class R, class F, class... Args>
 class task_fn final : public task_state<R> {
  public:
   template <class G, class... A>
-  explicit task_fn(G&& f, A&&... args) : call_(std::in_place, std::forward<G>(f), std::forward<A>(args)...) {}
+  explicit task_fn(G&& f, A&&... args) : call_(std::forward<G>(f), std::forward<A>(args)...) {}
 
   std::string spawn_site() const override { return demangle(typeid(F)); }
 
  protected:
   void invoke() override {
-    // The callable and its arguments are destroyed as soon as it returns, so
-    // what they own (sockets, buffers) is released with the task's end.
-    struct reset_on_exit {
-      std::optional<std::tuple<F, Args...>>& c;
-      ~reset_on_exit() { c.reset(); }
-    } guard{call_};
-    if constexpr (std::is_void_v<R>) {
-      std::apply([](auto&& f, auto&&... a) { std::invoke(std::move(f), std::move(a)...); }, std::move(*call_));
-    } else {
-      this->result_.emplace(
-          std::apply([](auto&& f, auto&&... a) -> R { return std::invoke(std::move(f), std::move(a)...); }, std::move(*call_)));
-    }
+    if constexpr (std::is_void_v<R>) call_.template invoke<void>();
+    else this->result_.emplace(call_.template invoke<R>());
   }
 
  private:
-  std::optional<std::tuple<F, Args...>> call_;
+  stored_call<F, Args...> call_;
 };
 
 }  // namespace detail

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <moss/detail/greenlet_impl.hpp>
+#include <moss/detail/intrusive_list.hpp>
 #include <moss/detail/timer.hpp>
 
 namespace moss::detail {
@@ -65,8 +66,7 @@ class waiter {
   bool timed_out_ = false;
   bool interrupted_ = false;
   waiter_list* list_ = nullptr;
-  waiter* prev_ = nullptr;
-  waiter* next_ = nullptr;
+  list_links<waiter> links_;
   const char* what_ = nullptr;
   const greenlet_impl* about_ = nullptr;
   deadline_timer timer_;
@@ -81,8 +81,8 @@ class waiter_list {
   ~waiter_list();
 
   void push_back(waiter& w) noexcept;
-  waiter* front() const noexcept { return head_; }
-  bool empty() const noexcept { return head_ == nullptr; }
+  waiter* front() const noexcept { return waiters_.front(); }
+  bool empty() const noexcept { return waiters_.empty(); }
   std::size_t size() const noexcept { return size_; }
   // wake_one() wakes the first waiter; false if there was none.
   bool wake_one() noexcept;
@@ -92,10 +92,14 @@ class waiter_list {
  private:
   friend class waiter;
   void remove(waiter& w) noexcept;
-  waiter* head_ = nullptr;
-  waiter* tail_ = nullptr;
+  intrusive_list<waiter, member_links<waiter, &waiter::links_>> waiters_;
   std::size_t size_ = 0;
 };
+
+// wait_published() waits in a waiter that `slot` points to meanwhile, so
+// that whoever holds the slot can wake it, and clears the slot however the
+// wait ends. Returns what waiter::wait() returns; what names the wait.
+bool wait_published(waiter*& slot, const char* what, time_point deadline);
 
 // interrupt() raises e in g at its next resume, waking it if it waits.
 void interrupt(greenlet_impl* g, std::exception_ptr e) noexcept;
