@@ -21,6 +21,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pty.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <termios.h>
@@ -55,6 +56,23 @@ int epoll_registrations(int fd) {
       if (t == fd) ++n;
     }
   return n;
+}
+
+// epoll_events() is the event mask fd is registered for in this hub's
+// epoll (0 if it is not), from /proc/self/fdinfo.
+unsigned epoll_events(int fd) {
+  int epfd = moss::detail::hub_core::current().events.epoll_fd();
+  std::ifstream in("/proc/self/fdinfo/" + std::to_string(epfd));
+  std::string word;
+  while (in >> word)
+    if (word == "tfd:") {
+      int t = -1;
+      std::string label;
+      unsigned events = 0;
+      in >> t >> label >> std::hex >> events >> std::dec;
+      if (t == fd && label == "events:") return events;
+    }
+  return 0;
 }
 
 struct sock_pair {
@@ -144,6 +162,41 @@ TEST_F(WithHub, AFdIsRegisteredWithEpollOnceForAllItsWaits) {
   }
   EXPECT_EQ(epoll_registrations(s.a), 1);
   EXPECT_TRUE(table().get(s.a)->registered);
+}
+
+TEST_F(WithHub, AFdIsWatchedForOutputOnlyOnceAGreenletWaitsToWrite) {
+  sock_pair s;
+  char c;
+  auto w = moss::spawn([&] {
+    moss::sleep(2ms);
+    moss::io::write(s.b, "z", 1);
+  });
+  ASSERT_EQ(moss::io::read(s.a, &c, 1), 1);  // parks: registers
+  w.join();
+  EXPECT_NE(epoll_events(s.a) & EPOLLIN, 0u);
+  EXPECT_EQ(epoll_events(s.a) & EPOLLOUT, 0u) << "only read so far";
+
+  // Fill s.a's send buffer, so the next write parks; a greenlet draining the
+  // other end must then wake it. A write that wrongly waits for an edge
+  // nobody watches fails after a second instead of hanging.
+  timeval tv{1, 0};
+  setsockopt(s.a, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  moss::io::note_timeout(s.a, SO_SNDTIMEO, tv);
+  std::string chunk(1 << 16, 'x');
+  while (send(s.a, chunk.data(), chunk.size(), MSG_DONTWAIT) > 0) {
+  }
+  std::size_t drained = 0;
+  auto drain = moss::spawn([&] {
+    moss::sleep(5ms);
+    ssize_t n;
+    while ((n = recv(s.b, chunk.data(), chunk.size(), MSG_DONTWAIT)) > 0) drained += static_cast<std::size_t>(n);
+  });
+  EXPECT_EQ(moss::io::write(s.a, "y", 1), 1);
+  drain.join();
+  EXPECT_GT(drained, 0u);
+  EXPECT_NE(epoll_events(s.a) & EPOLLOUT, 0u);
+  EXPECT_EQ(epoll_registrations(s.a), 1);
+  EXPECT_TRUE(table().get(s.a)->watching_output);
 }
 
 TEST_F(WithHub, NotifyCloseDeregistersAndStartsANewGeneration) {

@@ -113,6 +113,24 @@ TEST_F(WithHub, AddReportsReadinessOfAPipeWithItsTag) {
   EXPECT_EQ(p.remove(pp.r), 0);
 }
 
+TEST_F(WithHub, OutputIsWatchedOnlyWhenAskedAndModifyReportsTheStateNow) {
+  poller p;
+  test_pipe pp;
+  int tag = 0;
+  ASSERT_EQ(p.add(pp.w, &tag, poller::input), 0);
+  event_log log;
+  p.wait(0ns, &record, &log);
+  EXPECT_EQ(events_for(log, &tag) & EPOLLOUT, 0u) << "an empty pipe is writable, but output is not watched";
+
+  // Asking for output later reports the writability the pipe already has.
+  ASSERT_EQ(p.modify(pp.w, &tag, poller::input | poller::output), 0);
+  log.clear();
+  p.wait(0ns, &record, &log);
+  EXPECT_NE(events_for(log, &tag) & EPOLLOUT, 0u);
+  EXPECT_EQ(p.modify(pp.r, &tag, poller::input), -1) << "modify needs a registration";
+  EXPECT_EQ(p.remove(pp.w), 0);
+}
+
 TEST_F(WithHub, ARemovedFdIsNoLongerReported) {
   poller p;
   test_pipe pp;

@@ -1,8 +1,11 @@
 // poller.hpp: the hub's readiness poller, a four-function contract:
 //
-//   add(fd, tag)        start watching fd, edge-triggered, for input, urgent
-//                       input, output and hang-up; tag comes back with its
-//                       events.
+//   add(fd, tag, what)  start watching fd, edge-triggered, for hang-up and
+//                       errors and what is asked: input (with urgent input),
+//                       output, or both; tag comes back with its events.
+//                       modify(fd, tag, what) changes what is watched.
+//                       Both report the readiness fd has at that moment as
+//                       an event, so an edge that came before is not lost.
 //   remove(fd)          stop watching fd (before it is closed).
 //   wait(timeout, cb)   wait up to timeout (negative: forever) and call
 //                       cb(ctx, tag, events) for each ready fd.
@@ -20,13 +23,19 @@ namespace moss::detail {
 class poller {
  public:
   using callback = void (*)(void* ctx, void* tag, std::uint32_t events);
+  // What to watch besides hang-up and errors. Output only when someone
+  // waits to write: a socket that is only read would otherwise wake the
+  // poller each time its send buffer drains (a UDP socket, for every
+  // datagram sent).
+  enum interest : unsigned { input = 1, output = 2 };
 
   poller();
   ~poller();
   poller(const poller&) = delete;
   poller& operator=(const poller&) = delete;
 
-  int add(int fd, void* tag) noexcept;
+  int add(int fd, void* tag, unsigned what = input | output) noexcept;
+  int modify(int fd, void* tag, unsigned what) noexcept;
   int remove(int fd) noexcept;
   int wait(std::chrono::nanoseconds timeout, callback cb, void* ctx) noexcept;
   void wake() noexcept;

@@ -65,14 +65,29 @@ void poller::after_fork() noexcept {
   }
 }
 
-int poller::add(int fd, void* tag) noexcept {
+namespace {
+epoll_event event_for(void* tag, unsigned what) noexcept {
   epoll_event ev{};
   // EPOLLPRI: urgent data on a TCP socket (see fd_table.hpp on short reads).
-  ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI | EPOLLET;
+  // EPOLLRDHUP with either: a hang-up wakes readers and writers alike.
+  ev.events = EPOLLRDHUP | EPOLLET;
+  if ((what & poller::input) != 0) ev.events |= EPOLLIN | EPOLLPRI;
+  if ((what & poller::output) != 0) ev.events |= EPOLLOUT;
   ev.data.ptr = tag;
+  return ev;
+}
+}  // namespace
+
+int poller::add(int fd, void* tag, unsigned what) noexcept {
+  epoll_event ev = event_for(tag, what);
   int r = sys::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev);
   if (r == 0) ++watched_;
   return r;
+}
+
+int poller::modify(int fd, void* tag, unsigned what) noexcept {
+  epoll_event ev = event_for(tag, what);
+  return sys::epoll_ctl(epfd_, EPOLL_CTL_MOD, fd, &ev);
 }
 
 int poller::remove(int fd) noexcept {

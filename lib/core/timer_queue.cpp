@@ -5,9 +5,9 @@ namespace moss::detail {
 
 void timer_queue::add(timer& t, time_point deadline) {
   if (t.armed()) remove(t);
-  t.deadline_ = deadline;
-  t.seq_ = seq_++;
-  heap_.push_back(&t);
+  t.deadline_ = deadline;  // owners read it (armed and due when?)
+  t.seq_ = seq_;
+  heap_.push_back(entry{deadline, seq_++, &t});
   t.heap_index_ = heap_.size() - 1;
   sift_up(t.heap_index_);
 }
@@ -15,19 +15,19 @@ void timer_queue::add(timer& t, time_point deadline) {
 void timer_queue::remove(timer& t) noexcept {
   if (!t.armed()) return;
   std::size_t i = t.heap_index_;
-  timer* last = heap_.back();
+  entry last = heap_.back();
   heap_.pop_back();
   t.heap_index_ = timer::not_armed;
-  if (last == &t) return;
+  if (last.t == &t) return;
   place(i, last);
   sift_up(i);
-  sift_down(last->heap_index_);
+  sift_down(last.t->heap_index_);
 }
 
 std::size_t timer_queue::fire_expired(time_point now) noexcept {
   std::size_t n = 0;
-  while (!heap_.empty() && heap_.front()->deadline_ <= now) {
-    timer* t = heap_.front();
+  while (!heap_.empty() && heap_.front().deadline <= now) {
+    timer* t = heap_.front().t;
     remove(*t);
     t->fire();
     ++n;
@@ -36,28 +36,31 @@ std::size_t timer_queue::fire_expired(time_point now) noexcept {
 }
 
 void timer_queue::sift_up(std::size_t i) noexcept {
-  timer* t = heap_[i];
+  entry e = heap_[i];
   while (i > 0) {
-    std::size_t parent = (i - 1) / 2;
-    if (!before(t, heap_[parent])) break;
+    std::size_t parent = (i - 1) / arity;
+    if (!before(e, heap_[parent])) break;
     place(i, heap_[parent]);
     i = parent;
   }
-  place(i, t);
+  place(i, e);
 }
 
 void timer_queue::sift_down(std::size_t i) noexcept {
-  timer* t = heap_[i];
-  std::size_t n = heap_.size();
+  entry e = heap_[i];
+  const std::size_t n = heap_.size();
   for (;;) {
-    std::size_t child = 2 * i + 1;
-    if (child >= n) break;
-    if (child + 1 < n && before(heap_[child + 1], heap_[child])) ++child;
-    if (!before(heap_[child], t)) break;
-    place(i, heap_[child]);
-    i = child;
+    std::size_t first = arity * i + 1;
+    if (first >= n) break;
+    std::size_t end = first + arity < n ? first + arity : n;
+    std::size_t best = first;
+    for (std::size_t c = first + 1; c < end; ++c)
+      if (before(heap_[c], heap_[best])) best = c;
+    if (!before(heap_[best], e)) break;
+    place(i, heap_[best]);
+    i = best;
   }
-  place(i, t);
+  place(i, e);
 }
 
 }  // namespace moss::detail

@@ -191,7 +191,7 @@ void fd_table::retire() noexcept {
       // hold tags that point into freed records.
       if (hub_alive) hub_.events.remove(fd);
       global(fd).watchers.fetch_sub(1, std::memory_order_acq_rel);
-      r.registered = false;
+      r.registered = r.watching_output = false;
     }
   }
   delete this;
@@ -206,7 +206,7 @@ std::size_t fd_table::after_fork() noexcept {
     if (chunks_[i] == nullptr) continue;
     for (int j = 0; j < chunk_size; ++j) {
       fd_record& r = chunks_[i][j];
-      r.registered = false;
+      r.registered = r.watching_output = false;
       r.maybe_readable = r.maybe_writable = true;
       r.readers.abandon();
       r.writers.abandon();
@@ -302,7 +302,7 @@ void fd_table::drop(fd_record& r, int fd, bool deregister) noexcept {
   if (r.registered) {
     if (deregister) hub_.events.remove(fd);
     global(fd).watchers.fetch_sub(1, std::memory_order_acq_rel);
-    r.registered = false;
+    r.registered = r.watching_output = false;
   }
   r.kind = fd_kind::unknown;
   r.maybe_readable = r.maybe_writable = true;
@@ -350,23 +350,39 @@ time_point fd_table::deadline_for(fd_record& r, int fd, direction dir) noexcept 
   return t.count() > 0 ? deadline_after(t) : no_deadline;
 }
 
-int fd_table::watch(fd_record& r, int fd) noexcept {
-  if (r.registered) return 0;
+int fd_table::watch(fd_record& r, int fd, unsigned dirs) noexcept {
+  const bool output = (dirs & write_side) != 0;
+  if (r.registered) [[likely]] {
+    if (!output || r.watching_output) [[likely]]
+      return 0;
+    // The first wait to write: watch output too. Like the add, the change
+    // reports the fd's readiness now, so a write that failed just before
+    // cannot miss its edge.
+    errno_guard keep;
+    if (hub_.events.modify(fd, &r, poller::input | poller::output) < 0) return errno;
+    r.watching_output = true;
+    return 0;
+  }
   errno_guard keep;
-  // EEXIST: registered by this record before a drop that could not
-  // deregister (the tag is this same record).
-  if (hub_.events.add(fd, &r) < 0 && errno != EEXIST) {
+  // Input is always watched: a hang-up or an error wakes the readers.
+  unsigned what = output ? poller::input | poller::output : poller::input;
+  if (hub_.events.add(fd, &r, what) < 0) {
     int e = errno;
     if (e == EPERM) r.kind = fd_kind::file;  // no readiness in the kernel: it never blocks for long, or always
-    return e;
+    if (e != EEXIST) return e;
+    // Registered by this record before a drop that could not deregister
+    // (the tag is this same record), for what then: set what is asked now.
+    if (hub_.events.modify(fd, &r, what) < 0) return errno;
   }
   r.registered = true;
+  r.watching_output = output;
   global(fd).watchers.fetch_add(1, std::memory_order_acq_rel);
   return 0;
 }
 
-wake_reason fd_table::park(fd_record& r, int fd, unsigned dirs, time_point deadline, const char* what) {
-  if (int e = watch(r, fd); e != 0) {
+wake_reason fd_table::park(fd_record& r, int fd, unsigned dirs, time_point deadline, const char* what,
+                           std::uint32_t* events) {
+  if (int e = watch(r, fd, dirs); e != 0) {
     errno = e;
     return wake_reason::failed;
   }
@@ -383,6 +399,7 @@ wake_reason fd_table::park(fd_record& r, int fd, unsigned dirs, time_point deadl
     woke = w.wait(deadline);
   }
   if (generation(fd) != gen) return wake_reason::closed;
+  if (events != nullptr) *events = rd.got | wr.got;
   return woke ? wake_reason::ready : wake_reason::timed_out;
 }
 

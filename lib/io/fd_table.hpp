@@ -16,12 +16,16 @@
 // first use), so fds made by libc or inherited work like any other.
 //
 // A record is registered with its hub's epoll at most once, on the first
-// wait, edge-triggered for input, output and hang-up. Edge-triggered means a
+// wait, edge-triggered for input and hang-up, and for output from the first
+// wait to write on (an fd that is only read, the usual socket, then never
+// wakes the poller when its send buffer drains). Edge-triggered means a
 // readiness seen by nobody is not reported again, so a greenlet parks only
 // after a call (or a zero-timeout poll) found the fd not ready: any readiness
 // after that is a new edge. maybe_readable/maybe_writable remember that
 // observation ("not ready, and no event since"), which lets a second waiter
-// park without repeating a call that would fail.
+// park without repeating a call that would fail. It holds for a record not
+// registered yet as well: registering reports the readiness the fd has at
+// that moment, as an event.
 //
 // A short read from a TCP socket is such an observation too: the kernel
 // returns less than asked only when the receive queue ran empty, so the next
@@ -109,6 +113,7 @@ class fd_record final : public fd_handler {
   std::uint32_t gen = 0;  // the process-wide generation this record describes
   fd_kind kind = fd_kind::unknown;
   bool registered = false;
+  bool watching_output = false;  // registered for EPOLLOUT too
   bool maybe_readable = true;
   bool maybe_writable = true;
   tri nowait_read = tri::unknown;   // preadv2(RWF_NOWAIT) works on this fd
@@ -171,9 +176,11 @@ class fd_table final : public hub_slot {
   // deadline passes. The caller must have seen the fd not ready since the
   // last event (see the file comment). Registers the fd on first use; if
   // that fails returns failed with errno set (EPERM: the fd cannot be
-  // polled, and the record became fd_kind::file). Throws what waiter::wait
-  // throws (kill, moss::timeout).
-  wake_reason park(fd_record& r, int fd, unsigned dirs, time_point deadline, const char* what);
+  // polled, and the record became fd_kind::file). When it returns ready and
+  // events is given, *events holds the epoll events that woke it. Throws
+  // what waiter::wait throws (kill, moss::timeout).
+  wake_reason park(fd_record& r, int fd, unsigned dirs, time_point deadline, const char* what,
+                   std::uint32_t* events = nullptr);
 
   // nonblocking() is the user's O_NONBLOCK for fd, read with F_GETFL when
   // the cached value is stale. Preserves errno.
@@ -193,9 +200,10 @@ class fd_table final : public hub_slot {
     fd_record* c = chunks_[static_cast<unsigned>(fd) >> chunk_bits];
     return c != nullptr ? c + (fd & (chunk_size - 1)) : nullptr;
   }
-  // watch() registers fd with the hub's epoll if it is not yet. Returns 0 or
-  // an errno: EPERM means fd cannot be polled (r becomes fd_kind::file).
-  int watch(fd_record& r, int fd) noexcept;
+  // watch() registers fd with the hub's epoll for the directions in `dirs`
+  // (read_side | write_side) if it is not yet. Returns 0 or an errno: EPERM
+  // means fd cannot be polled (r becomes fd_kind::file).
+  int watch(fd_record& r, int fd, unsigned dirs = read_side | write_side) noexcept;
   // parking counts a greenlet parked on fds: it keeps the hub polling
   // (hub_core::keepalive) instead of raising loop_exit.
   class parking {

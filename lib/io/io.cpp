@@ -42,6 +42,7 @@
 
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 
@@ -163,16 +164,17 @@ class blocking_call {
   }
 
   enum outcome { retry, stop, block };
-  // wait() parks until the fd may be ready (retry), or gives up with errno
-  // set (stop: closed, timed out; or the kernel could not register the fd,
-  // ENOMEM), or finds the fd has no readiness to watch (block: make the
-  // plain blocking call instead; errno EPERM).
-  outcome wait() {
+  // wait() parks until the fd may be ready (retry; *events, if given, holds
+  // the epoll events that woke it), or gives up with errno set (stop:
+  // closed, timed out; or the kernel could not register the fd, ENOMEM), or
+  // finds the fd has no readiness to watch (block: make the plain blocking
+  // call instead; errno EPERM).
+  outcome wait(std::uint32_t* events = nullptr) {
     if (!have_deadline_) {
       deadline_ = t_.deadline_for(r_, fd_, dir_);
       have_deadline_ = true;
     }
-    switch (t_.park(r_, fd_, dir_, deadline_, what_)) {
+    switch (t_.park(r_, fd_, dir_, deadline_, what_, events)) {
       case wake_reason::ready: return retry;
       case wake_reason::closed: errno = EBADF; return stop;
       case wake_reason::timed_out: errno = timeout_errno_; return stop;
@@ -217,7 +219,7 @@ template <class F>
 long until_ready(blocking_call& c, bool dontwait, F&& call) {
   bool& maybe = c.maybe_ready();
   // Seen not ready and no event since: the call would fail, park first.
-  bool attempt = dontwait || !c.record().registered || maybe || c.nonblocking();
+  bool attempt = dontwait || maybe || c.nonblocking();
   for (;;) {
     if (attempt) {
       long r = call(true);
@@ -244,7 +246,7 @@ long ready_then(blocking_call& c, short events, F&& call) {
   if (c.nonblocking()) return call();
   bool& maybe = c.maybe_ready();
   for (;;) {
-    if (!c.record().registered || maybe) {
+    if (maybe) {
       if (zero_poll(c.fd(), events) != 0) return call();
       maybe = false;
     }
@@ -459,10 +461,14 @@ int wait_fd(int fd, short events, fd_table::direction dir, time_point deadline, 
   }
   blocking_call c(*t, *r, fd, dir, what);
   c.set_deadline(deadline, ETIMEDOUT);
+  // The epoll events that answer this wait as poll(2) would: urgent data
+  // alone does not make a socket readable.
+  const std::uint32_t answer = dir == fd_table::read_side ? EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR
+                                                          : EPOLLOUT | EPOLLHUP | EPOLLERR;
   for (;;) {
     if (r->kind == fd_kind::file) return 0;  // regular files are always ready (poll says so too)
     bool& maybe = c.maybe_ready();
-    if (!r->registered || maybe) {
+    if (maybe) {
       short got = zero_poll(fd, events);
       if ((got & POLLNVAL) != 0) {
         errno = EBADF;
@@ -471,8 +477,16 @@ int wait_fd(int fd, short events, fd_table::direction dir, time_point deadline, 
       if (got != 0) return 0;
       maybe = false;
     }
-    switch (c.wait()) {
-      case blocking_call::retry: break;  // an event: check again (it may be stale)
+    std::uint32_t woke_by = 0;
+    switch (c.wait(&woke_by)) {
+      // An edge of what was asked for arrived after the fd was seen not
+      // ready: ready, without a poll(2) to confirm it (a keep-alive server
+      // waiting for each request would pay a system call a request). Like
+      // poll's answer, it can be stale by the time the caller acts on it,
+      // if another greenlet or thread read (or filled) the fd in between.
+      case blocking_call::retry:
+        if ((woke_by & answer) != 0) return 0;
+        break;
       case blocking_call::stop: return -1;
       case blocking_call::block: return 0;  // no readiness to watch (EPERM): never waits
     }
@@ -870,7 +884,11 @@ int poll(pollfd* fds, nfds_t nfds, clock::time_point deadline) {
         // Not open, or a regular file: the zero-timeout poll reported all
         // there is to report about it.
         if (r == nullptr || r->kind == fd_kind::file) continue;
-        if (t->watch(*r, fds[i].fd) != 0) {
+        // Hang-up and error wake readers, so a fd polled for nothing else
+        // waits on that side.
+        const bool rd = (fds[i].events & read_events) != 0 || (fds[i].events & write_events) == 0;
+        const bool wr = (fds[i].events & write_events) != 0;
+        if (t->watch(*r, fds[i].fd, (rd ? fd_table::read_side : 0u) | (wr ? fd_table::write_side : 0u)) != 0) {
           if (r->kind == fd_kind::file) continue;  // EPERM: no readiness, as above
           errno = ENOMEM;  // the kernel could not register it: waiting would miss it
           return -1;
@@ -878,10 +896,8 @@ int poll(pollfd* fds, nfds_t nfds, clock::time_point deadline) {
         detail::fd_wait& rn = nodes[2 * i];
         detail::fd_wait& wn = nodes[2 * i + 1];
         rn.w = wn.w = &w;
-        // Hang-up and error wake readers, so a fd polled for nothing else
-        // waits on that side.
-        if ((fds[i].events & read_events) != 0 || (fds[i].events & write_events) == 0) r->readers.push_back(rn);
-        if ((fds[i].events & write_events) != 0) r->writers.push_back(wn);
+        if (rd) r->readers.push_back(rn);
+        if (wr) r->writers.push_back(wn);
         ++watched;
       }
       if (watched > 0) {

@@ -35,6 +35,12 @@
 // timeout: its parked recv or send then returns and its task ends. The head
 // timeout costs nothing per request either: a deadline is armed only when
 // a head arrives in more than one piece.
+//
+// Memory per idle connection: between requests a connection's task parks in
+// wait_readable holding no buffer (request_buffers come from a per-worker
+// pool only while a request is read and answered), and the connection
+// object lives on the task's stack, so an idle keep-alive connection costs
+// the one stack page its parked frames touch plus the io layer's record.
 #include "http_parser.hpp"
 
 #include <moss/moss.hpp>
@@ -58,6 +64,7 @@
 #include <sys/stat.h>
 #include <thread>
 #include <unistd.h>
+#include <utility>
 #include <vector>
 
 using namespace std::chrono_literals;
@@ -97,6 +104,49 @@ struct worker_state {
   moss::event* closed = nullptr;
 };
 thread_local worker_state worker;
+
+// request_buffers: what a connection needs only while it reads and answers a
+// request: the head buffer and the answer being put together. A connection
+// waiting for its next request holds none (it parks in wait_readable), so
+// 10,000 idle keep-alive connections do not keep 10,000 head buffers with a
+// page or two of each touched; a worker keeps the spare ones in a free list
+// (at most spare_limit: a burst of slow clients gives its buffers back).
+struct request_buffers {
+  char in[head_limit];
+  std::string out;
+  request_buffers* next = nullptr;
+};
+
+class buffer_pool {
+ public:
+  buffer_pool() = default;
+  buffer_pool(const buffer_pool&) = delete;
+  buffer_pool& operator=(const buffer_pool&) = delete;
+  ~buffer_pool() {
+    while (free_ != nullptr) delete std::exchange(free_, free_->next);
+  }
+
+  request_buffers* take() {
+    if (free_ == nullptr) return new request_buffers;
+    --spare_;
+    return std::exchange(free_, free_->next);
+  }
+  void give_back(request_buffers* b) noexcept {
+    if (spare_ == spare_limit) {
+      delete b;
+      return;
+    }
+    b->out.clear();
+    b->next = std::exchange(free_, b);
+    ++spare_;
+  }
+
+ private:
+  static constexpr std::size_t spare_limit = 64;
+  request_buffers* free_ = nullptr;
+  std::size_t spare_ = 0;
+};
+thread_local buffer_pool buffers;
 
 const char* content_type(std::string_view path) {
   struct entry {
@@ -149,7 +199,7 @@ const char* reason(int status) {
   }
 }
 
-// One connection: a task owns it from accept to close.
+// One connection: a task owns it, on its stack, from accept to close.
 class connection {
  public:
   explicit connection(int fd) : fd_(fd), seen_(worker.tick), waiting_since_(worker.completed) {
@@ -160,6 +210,7 @@ class connection {
   connection(const connection&) = delete;
   connection& operator=(const connection&) = delete;
   ~connection() {
+    if (b_ != nullptr) buffers.give_back(b_);
     if (prev_ != nullptr) prev_->next_ = next_;
     else worker.head = next_;
     if (next_ != nullptr) next_->prev_ = prev_;
@@ -206,25 +257,32 @@ class connection {
   }
 
   void serve() {
-    std::size_t have = 0;
+    std::size_t have = 0;  // bytes of b_->in not answered yet
     moss::io::clock::time_point head_deadline{};  // armed when a head comes in pieces
     bool split = false;
     for (;;) {
-      httpd::request req;
-      auto st = httpd::parse_request(std::string_view(buf_, have), req);
-      if (st == httpd::parse_status::incomplete) {
-        if (have == sizeof buf_) st = httpd::parse_status::too_large;
-      }
-      if (st == httpd::parse_status::incomplete) {
-        // Answers queued for pipelined requests go out before we wait.
+      if (have == 0) {
+        // Between requests: answers queued for pipelined requests go out,
+        // then the connection waits holding no buffer.
         if (!flush()) return;
-        if (have > 0 && !split) {
+        release_buffers();
+        if (!wait_for_request()) return;
+        take_buffers();
+        ssize_t n = receive(b_->in, sizeof b_->in);
+        if (n <= 0) return;
+        have = static_cast<std::size_t>(n);
+      }
+      httpd::request req;
+      auto st = httpd::parse_request(std::string_view(b_->in, have), req);
+      if (st == httpd::parse_status::incomplete && have == sizeof b_->in) st = httpd::parse_status::too_large;
+      if (st == httpd::parse_status::incomplete) {
+        if (!flush()) return;
+        if (!split) {
           split = true;
           head_deadline = moss::detail::deadline_after(head_timeout);
         }
         reading_ = true;
-        ssize_t n = split ? receive_until(buf_ + have, sizeof buf_ - have, head_deadline)
-                          : receive(buf_ + have, sizeof buf_ - have);
+        ssize_t n = receive_until(b_->in + have, sizeof b_->in - have, head_deadline);
         reading_ = false;
         if (n == timed_out) {
           error_reply(408, "", false, false);
@@ -239,26 +297,53 @@ class connection {
       }
       split = false;
       waiting_since_ = ++worker.completed;
-      if (st != httpd::parse_status::complete) {
-        int code = st == httpd::parse_status::too_large ? 431 : st == httpd::parse_status::bad_version ? 505 : 400;
-        error_reply(code, "", false, false);
-        log("-", "-", code, 0);
-        flush();
-        linger_close();
-        return;
-      }
-      bool keep = handle(req) && req.keep_alive && !req.has_body && !stopping.load(std::memory_order_relaxed);
-      if (!keep) {
-        flush();
-        if (req.has_body) linger_close();
-        return;
-      }
-      std::memmove(buf_, buf_ + req.head_size, have - req.head_size);
+      if (!answer(st, req)) return;
+      std::memmove(b_->in, b_->in + req.head_size, have - req.head_size);
       have -= req.head_size;
     }
   }
 
  private:
+  void take_buffers() {
+    if (b_ == nullptr) b_ = buffers.take();
+  }
+  void release_buffers() noexcept {
+    if (b_ != nullptr) buffers.give_back(std::exchange(b_, nullptr));
+  }
+
+  // wait_for_request() parks until the next request's first bytes (or the
+  // end of the connection) can be read; false if the connection is over.
+  bool wait_for_request() {
+    reading_ = true;
+    int r;
+    do r = moss::io::wait_readable(fd_);
+    while (r != 0 && errno == EINTR);
+    reading_ = false;
+    return r == 0;
+  }
+
+  // answer() answers one parsed request (or refuses a bad one); false when
+  // the connection is over. Kept out of serve(), whose frame stays below
+  // every parked connection's wait: the less of it, the fewer stack pages
+  // a parked connection touches.
+  [[gnu::noinline]] bool answer(httpd::parse_status st, const httpd::request& req) {
+    if (st != httpd::parse_status::complete) {
+      int code = st == httpd::parse_status::too_large ? 431 : st == httpd::parse_status::bad_version ? 505 : 400;
+      error_reply(code, "", false, false);
+      log("-", "-", code, 0);
+      flush();
+      linger_close();
+      return false;
+    }
+    bool keep = handle(req) && req.keep_alive && !req.has_body && !stopping.load(std::memory_order_relaxed);
+    if (!keep) {
+      flush();
+      if (req.has_body) linger_close();
+      return false;
+    }
+    return true;
+  }
+
   // receive() reads what is there, or parks until something comes (or the
   // reaper shuts the connection down).
   ssize_t receive(char* p, std::size_t len) {
@@ -301,9 +386,9 @@ class connection {
   }
 
   bool flush() {
-    if (out_.empty()) return true;
-    bool ok = send_all(out_.data(), out_.size());
-    out_.clear();
+    if (b_ == nullptr || b_->out.empty()) return true;
+    bool ok = send_all(b_->out.data(), b_->out.size());
+    b_->out.clear();
     return ok;
   }
 
@@ -317,7 +402,7 @@ class connection {
     std::size_t dropped = 0;
     while (dropped < (1u << 20)) {
       if (moss::io::wait_readable(fd_, deadline) != 0) return;
-      ssize_t n = moss::io::recv(fd_, buf_, sizeof buf_, MSG_DONTWAIT);
+      ssize_t n = moss::io::recv(fd_, b_->in, sizeof b_->in, MSG_DONTWAIT);
       if (n <= 0 && !(n < 0 && (errno == EAGAIN || errno == EINTR))) return;
       if (n > 0) dropped += static_cast<std::size_t>(n);
     }
@@ -330,14 +415,14 @@ class connection {
                           "Content-Length: %llu\r\n%s%s\r\n",
                           status, reason(status), type, static_cast<unsigned long long>(length), extra,
                           keep ? "" : "Connection: close\r\n");
-    out_.append(h, static_cast<std::size_t>(n));
+    b_->out.append(h, static_cast<std::size_t>(n));
   }
 
   void error_reply(int status, const char* extra, bool keep, bool head_only) {
     char body[64];
     int n = std::snprintf(body, sizeof body, "%d %s\n", status, reason(status));
     head(status, "text/plain; charset=utf-8", static_cast<std::uint64_t>(n), keep, extra);
-    if (!head_only) out_.append(body, static_cast<std::size_t>(n));
+    if (!head_only) b_->out.append(body, static_cast<std::size_t>(n));
   }
 
   void log(std::string_view method, std::string_view target, int status, std::uint64_t bytes) {
@@ -361,10 +446,10 @@ class connection {
         static constexpr std::string_view hello =
             "HTTP/1.1 200 OK\r\nServer: moss-httpd/0.1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
             "Content-Length: 6\r\n\r\nhello\n";
-        out_.append(is_head ? hello.substr(0, hello.size() - 6) : hello);
+        b_->out.append(is_head ? hello.substr(0, hello.size() - 6) : hello);
       } else {
         head(200, "text/plain; charset=utf-8", 6, false);
-        if (!is_head) out_.append("hello\n");
+        if (!is_head) b_->out.append("hello\n");
       }
       log(req.method, req.target, 200, 6);
       return true;
@@ -419,8 +504,8 @@ class connection {
     log(req.method, req.target, 200, size);
     bool ok = true;
     if (!is_head && size > 0) {
-      ok = send_all(out_.data(), out_.size(), MSG_MORE);
-      out_.clear();
+      ok = send_all(b_->out.data(), b_->out.size(), MSG_MORE);
+      b_->out.clear();
       off_t off = 0;
       // In slices, so a client that reads slowly but steadily shows
       // progress to the reaper.
@@ -444,13 +529,14 @@ class connection {
   unsigned long long waiting_since_;  // worker.completed when this connection began to wait for a request
   bool reading_ = false;  // parked for (more of) a request head: may be shut down to make room
   bool reaped_ = false;
-  std::string out_;
-  char buf_[head_limit];
+  request_buffers* b_ = nullptr;  // while a request is read or answered
 };
 
 // open_listener() makes one SO_REUSEPORT listener on addr; errors name it.
+// Non-blocking: accept_loop waits for it with wait_readable, so moss::io
+// never sets O_NONBLOCK around each accept (two ioctls a connection).
 int open_listener(const sockaddr* addr, socklen_t len, const std::string& shown) {
-  int fd = ::socket(addr->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int fd = ::socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) throw std::system_error(errno, std::generic_category(), "socket");
   int one = 1;
   ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -481,6 +567,13 @@ void accept_loop(int listener) {
   });
   for (;;) {
     int fd = moss::io::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
+    if (fd < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      if (moss::io::wait_readable(listener) != 0 && errno != EINTR) {
+        std::fprintf(stderr, "%s: waiting for connections: %s\n", prog, std::strerror(errno));
+        return;
+      }
+      continue;
+    }
     if (fd < 0) {
       if (stopping.load()) return;
       if (errno == EMFILE || errno == ENFILE) {
@@ -494,8 +587,8 @@ void accept_loop(int listener) {
     int one = 1;
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     moss::spawn([fd] {
-      auto c = std::make_unique<connection>(fd);
-      c->serve();
+      connection c(fd);
+      c.serve();
     });
   }
 }
