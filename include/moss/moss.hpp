@@ -22,6 +22,7 @@
 #include <moss/semaphore.hpp>
 #include <moss/shield.hpp>
 #include <moss/signal.hpp>
+#include <moss/stream.hpp>
 #include <moss/subprocess.hpp>
 #include <moss/task.hpp>
 #include <moss/task_group.hpp>
