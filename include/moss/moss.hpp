@@ -15,6 +15,7 @@
 #include <moss/hub.hpp>
 #include <moss/io.hpp>
 #include <moss/mutex.hpp>
+#include <moss/patch.hpp>
 #include <moss/pool.hpp>
 #include <moss/queue.hpp>
 #include <moss/recursive_mutex.hpp>
