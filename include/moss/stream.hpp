@@ -154,6 +154,7 @@ class stream {
 
  private:
   bool fill(std::size_t want);
+  bool fill_empty();
   std::string take(std::size_t n);
   [[noreturn]] void throw_system(int err, const char* op) const;
 

@@ -4,8 +4,9 @@
 // The read buffer is [begin_, end_) of buf_. A read that completes takes
 // its bytes from the front; one that cannot complete (end of file, an
 // exception from a wait) leaves them all there, so nothing is lost to a
-// timeout. The buffer is freed whenever it empties: an idle connection
-// costs no buffer. System calls that moss::io does not offer (bind, listen,
+// timeout. The buffer is freed whenever it empties, and a read into an empty
+// buffer goes through a per-thread scratch buffer: an idle connection costs
+// no buffer. System calls that moss::io does not offer (bind, listen,
 // shutdown, getsockname) go through lib/core/sys.hpp, as everywhere in lib/.
 #include <moss/stream.hpp>
 
@@ -130,6 +131,7 @@ bool stream::fill(std::size_t want) {
   if (fd_ < 0) throw moss::error("moss::stream: read from a closed stream (" + name_ + ")");
   if (eof_) return false;
   std::size_t need = std::max(want, read_chunk);
+  if (end_ == begin_ && want <= read_chunk) return fill_empty();
   if (cap_ - end_ < need) {
     std::size_t held = end_ - begin_;
     if (cap_ - held >= need && buf_ != nullptr) {
@@ -148,6 +150,34 @@ bool stream::fill(std::size_t want) {
     ssize_t n = socket_ ? io::recv(fd_, buf_.get() + end_, cap_ - end_, 0) : io::read(fd_, buf_.get() + end_, cap_ - end_);
     if (n > 0) {
       end_ += static_cast<std::size_t>(n);
+      return true;
+    }
+    if (n == 0) {
+      eof_ = true;
+      return false;
+    }
+    if (errno == EINTR) continue;
+    throw_system(errno, "read from");
+  }
+}
+
+// fill_empty() reads into the thread's scratch buffer and keeps only what
+// came, so a greenlet parked on an idle connection holds no buffer. Nothing
+// can switch between the system call filling the scratch and the copy out.
+bool stream::fill_empty() {
+  thread_local std::unique_ptr<char[]> scratch;
+  if (scratch == nullptr) scratch = std::make_unique<char[]>(read_chunk);
+  for (;;) {
+    ssize_t n = socket_ ? io::recv(fd_, scratch.get(), read_chunk, 0) : io::read(fd_, scratch.get(), read_chunk);
+    if (n > 0) {
+      auto len = static_cast<std::size_t>(n);
+      if (cap_ < len) {
+        buf_ = std::make_unique<char[]>(len);
+        cap_ = len;
+      }
+      std::memcpy(buf_.get(), scratch.get(), len);
+      begin_ = 0;
+      end_ = len;
       return true;
     }
     if (n == 0) {
