@@ -205,6 +205,7 @@ class listener {
 // address. Throws std::system_error naming host:port if none binds,
 // moss::dns::error if host does not resolve, moss::error for a port outside
 // 0..65535 or a backlog < 1.
+[[nodiscard("dropping the listener closes it at once: keep it in a variable")]]
 listener listen_tcp(const std::string& host, int port, int backlog = SOMAXCONN);
 
 // connect_tcp() connects to host:port: host is looked up with moss::dns and
@@ -214,7 +215,9 @@ listener listen_tcp(const std::string& host, int port, int backlog = SOMAXCONN);
 // resolve, moss::error for a port outside 1..65535. With a timeout, the
 // whole attempt (lookup included) gives up with moss::timeout_error naming
 // host:port after it.
+[[nodiscard("dropping the stream closes the connection at once: keep it in a variable")]]
 stream connect_tcp(const std::string& host, int port);
+[[nodiscard("dropping the stream closes the connection at once: keep it in a variable")]]
 stream connect_tcp(const std::string& host, int port, std::chrono::steady_clock::duration timeout);
 
 // connection_handler: what serve() runs for each connection.
