@@ -141,8 +141,9 @@ class stream {
   bool at_eof() const noexcept { return eof_ && buffered() == 0; }
 
   // write_all() writes all of data, parking while the peer is slow. Throws
-  // std::system_error if the connection breaks (EPIPE, ECONNRESET); never
-  // raises SIGPIPE. If interrupted, part of data may have been sent.
+  // std::system_error if the connection breaks (EPIPE, ECONNRESET); on a
+  // socket it never raises SIGPIPE (on a pipe, ignore SIGPIPE to get the
+  // EPIPE). If interrupted, part of data may have been sent.
   void write_all(std::string_view data);
   void write_all(const void* data, std::size_t n);
   // shutdown_write() sends end of file to the peer (shutdown(SHUT_WR));
@@ -156,6 +157,7 @@ class stream {
   bool fill(std::size_t want);
   bool fill_empty();
   std::string take(std::size_t n);
+  void drop(std::size_t n) noexcept;
   [[noreturn]] void throw_system(int err, const char* op) const;
 
   int fd_ = -1;

@@ -191,12 +191,16 @@ bool stream::fill_empty() {
 
 std::string stream::take(std::size_t n) {
   std::string r(buf_.get() + begin_, n);
+  drop(n);
+  return r;
+}
+
+void stream::drop(std::size_t n) noexcept {
   begin_ += n;
   if (begin_ == end_) {
     buf_.reset();
     cap_ = begin_ = end_ = 0;
   }
-  return r;
 }
 
 std::size_t stream::read_some(void* out, std::size_t max) {
@@ -220,8 +224,8 @@ std::size_t stream::read_some(void* out, std::size_t max) {
     if (!fill(0)) return 0;
   }
   std::size_t n = std::min(max, buffered());
-  std::string part = take(n);
-  std::memcpy(out, part.data(), n);
+  std::memcpy(out, buf_.get() + begin_, n);
+  drop(n);
   return n;
 }
 
@@ -286,14 +290,14 @@ bool stream::skip_until(std::string_view delim) {
     std::string_view pending(buf_.get() + begin_, buffered());
     std::size_t pos = pending.find(delim);
     if (pos != std::string_view::npos) {
-      take(pos + delim.size());
+      drop(pos + delim.size());
       return true;
     }
     // Keep only what may be the start of a delimiter split across reads.
     std::size_t keep = std::min(pending.size(), delim.size() - 1);
-    take(pending.size() - keep);
+    drop(pending.size() - keep);
     if (!fill(0)) {
-      take(buffered());
+      drop(buffered());
       return false;
     }
   }
