@@ -11,7 +11,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 compile() { "$cxx" -std=c++20 -fsyntax-only -Werror=unused-result -I"$src/include" -x c++ "$1"; }
 
-for h in task_group shield task_local error_handler signal; do
+for h in task_group shield task_local error_handler signal stream patch wait subprocess; do
   printf '#include <moss/%s.hpp>\n' "$h" > "$work/alone_$h.cpp"
   compile "$work/alone_$h.cpp"
 done

@@ -213,3 +213,60 @@ TEST_F(WithHub, ANonExecutableFileIsEacces) {
 TEST_F(WithHub, EmptyArgvIsAnError) {
   EXPECT_THROW((void)moss::spawn_process({}), moss::error);
 }
+
+TEST_F(WithHub, CwdRunsTheChildInThatDirectory) {
+  auto r = moss::run_process({"/bin/sh", "-c", "pwd"}, {.cwd = "/usr/bin"});
+  EXPECT_EQ(r.out, "/usr/bin\n");
+  char here[4096];
+  ASSERT_NE(getcwd(here, sizeof here), nullptr);
+  EXPECT_EQ(moss::run_process({"/bin/sh", "-c", "pwd"}).out, std::string(here) + "\n");  // the parent's by default
+}
+
+TEST_F(WithHub, AMissingCwdIsAnErrorNamingTheDirectory) {
+  try {
+    (void)moss::spawn_process({"/bin/true"}, {.cwd = "/nonexistent/moss-dir"});
+    ADD_FAILURE() << "no error";
+  } catch (const std::system_error& e) {
+    EXPECT_EQ(e.code().value(), ENOENT);
+    EXPECT_NE(std::string(e.what()).find("working directory \"/nonexistent/moss-dir\""), std::string::npos) << e.what();
+  }
+  try {
+    (void)moss::spawn_process({"/bin/true"}, {.cwd = "/bin/sh"});
+    ADD_FAILURE() << "no error";
+  } catch (const std::system_error& e) {
+    EXPECT_EQ(e.code().value(), ENOTDIR) << e.what();
+  }
+}
+
+TEST_F(WithHub, EnvReplacesTheParentsEnvironment) {
+  setenv("MOSS_TEST_PARENT_ONLY", "1", 1);
+  auto r = moss::run_process({"/usr/bin/env"}, {.env = std::vector<std::string>{"A=1", "B=two words"}});
+  EXPECT_EQ(r.out, "A=1\nB=two words\n");
+  auto empty = moss::run_process({"/usr/bin/env"}, {.env = std::vector<std::string>{}});
+  EXPECT_EQ(empty.out, "");
+  unsetenv("MOSS_TEST_PARENT_ONLY");
+}
+
+TEST_F(WithHub, EnvSetAddsReplacesAndRemovesOnTopOfTheParents) {
+  setenv("MOSS_TEST_KEEP", "kept", 1);
+  setenv("MOSS_TEST_REPLACE", "old", 1);
+  setenv("MOSS_TEST_REMOVE", "gone", 1);
+  auto r = moss::run_process({"/bin/sh", "-c", "echo $MOSS_TEST_KEEP,$MOSS_TEST_REPLACE,${MOSS_TEST_REMOVE-unset},$MOSS_TEST_NEW"},
+                             {.env_set = {"MOSS_TEST_REPLACE=new", "MOSS_TEST_REMOVE", "MOSS_TEST_NEW=x=y"}});
+  EXPECT_EQ(r.out, "kept,new,unset,x=y\n");
+  auto on_env = moss::run_process({"/usr/bin/env"}, {.env = std::vector<std::string>{"A=1", "B=2"}, .env_set = {"A=3"}});
+  EXPECT_EQ(on_env.out, "B=2\nA=3\n");
+  unsetenv("MOSS_TEST_KEEP");
+  unsetenv("MOSS_TEST_REPLACE");
+  unsetenv("MOSS_TEST_REMOVE");
+}
+
+TEST_F(WithHub, AMalformedEnvironmentEntryIsAnErrorNamingIt) {
+  try {
+    (void)moss::spawn_process({"/bin/true"}, {.env = std::vector<std::string>{"A=1", "novalue"}});
+    ADD_FAILURE() << "no error";
+  } catch (const moss::error& e) {
+    EXPECT_NE(std::string(e.what()).find("\"novalue\""), std::string::npos) << e.what();
+  }
+  EXPECT_THROW((void)moss::spawn_process({"/bin/true"}, {.env_set = {"=x"}}), moss::error);
+}

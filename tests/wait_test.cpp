@@ -12,6 +12,7 @@
 #include <chrono>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <tuple>
 #include <vector>
 
@@ -448,4 +449,143 @@ TEST_F(WithHub, WaitingForAHundredThousandTasksTakesLinearTime) {
   // Linear is a few ms; growing the completion list one slot at a time
   // (quadratic) takes seconds.
   EXPECT_LT(took, 1500ms);
+}
+
+// ---- wait and as_completed over events and async_results ----
+
+TEST_F(WithHub, WaitFirstCompletedOverEventsReturnsTheOneSet) {
+  moss::event a, b, c;
+  auto setter = moss::spawn([&] {
+    moss::sleep(10ms);
+    b.set();
+  });
+  auto [done, pending] = moss::wait({&a, &b, &c}, moss::return_when::first_completed);
+  ASSERT_EQ(done.size(), 1u);
+  EXPECT_EQ(done[0], &b);
+  EXPECT_EQ(pending, (std::vector<moss::event*>{&a, &c}));
+  EXPECT_EQ(a.waiting(), 0u);  // nothing is left watching the others
+  EXPECT_EQ(c.waiting(), 0u);
+  setter.join();
+}
+
+TEST_F(WithHub, WaitAllCompletedOverEventsWaitsForEveryOne) {
+  moss::event a, b;
+  a.set();
+  auto setter = moss::spawn([&] {
+    moss::sleep(10ms);
+    b.set();
+  });
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = moss::wait({&a, &b});
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, 10ms);
+  EXPECT_EQ(r.done.size(), 2u);
+  EXPECT_TRUE(r.pending.empty());
+  setter.join();
+}
+
+TEST_F(WithHub, WaitOverEventsWithATimeoutLeavesThemPending) {
+  moss::event a, b;
+  auto r = moss::wait({&a, &b}, moss::return_when::first_completed, 20ms);
+  EXPECT_TRUE(r.done.empty());
+  EXPECT_EQ(r.pending.size(), 2u);
+  EXPECT_EQ(a.waiting(), 0u);
+  // An event destroyed right after the wait is safe: nothing watches it.
+  {
+    moss::event gone;
+    (void)moss::wait({&gone}, 1ms);
+  }
+  moss::yield();
+}
+
+TEST_F(WithHub, WaitOverAnEventAlreadySetReturnsAtOnceWithoutWatchers) {
+  moss::event a, b;
+  a.set();
+  std::size_t before = moss::detail::live_greenlets();
+  auto r = moss::wait({&a, &b}, moss::return_when::first_completed);
+  EXPECT_EQ(moss::detail::live_greenlets(), before);
+  EXPECT_EQ(r.done, (std::vector<moss::event*>{&a}));
+}
+
+TEST_F(WithHub, WaitFirstExceptionOverAsyncResultsStopsAtAFailure) {
+  moss::async_result<int> ok, bad, never;
+  auto setter = moss::spawn([&] {
+    moss::sleep(5ms);
+    ok.set(1);
+    moss::sleep(5ms);
+    bad.set_exception(std::make_exception_ptr(std::runtime_error("no")));
+  });
+  std::vector<moss::async_result<int>> rs{ok, bad, never};
+  auto [done, pending] = moss::wait(rs, moss::return_when::first_exception);
+  EXPECT_EQ(done, (std::vector<moss::async_result<int>>{ok, bad}));
+  EXPECT_EQ(pending, (std::vector<moss::async_result<int>>{never}));
+  setter.join();
+}
+
+TEST_F(WithHub, WaitOverAsyncResultsSetByAnotherThread) {
+  moss::async_result<int> r1, r2;
+  std::thread t([r1, r2] {
+    std::this_thread::sleep_for(10ms);
+    r2.set(2);
+    std::this_thread::sleep_for(10ms);
+    r1.set(1);
+  });
+  std::vector<int> order;
+  for (const moss::async_result<int>& r : moss::as_completed(std::vector{r1, r2})) order.push_back(r.get());
+  EXPECT_EQ(order, (std::vector<int>{2, 1}));
+  t.join();
+}
+
+TEST_F(WithHub, AsCompletedOverEventsYieldsThemInTheOrderSet) {
+  moss::event a, b, c;
+  c.set();
+  auto setter = moss::spawn([&] {
+    moss::sleep(10ms);
+    a.set();
+    moss::sleep(10ms);
+    b.set();
+  });
+  std::vector<moss::event*> order;
+  for (moss::event* e : moss::as_completed({&a, &b, &c})) order.push_back(e);
+  EXPECT_EQ(order, (std::vector<moss::event*>{&c, &a, &b}));
+  setter.join();
+}
+
+TEST_F(WithHub, AsCompletedOverEventsTimesOutAndLeavingEarlyStopsWatching) {
+  moss::event a, b;
+  std::vector<moss::event*> evs{&a, &b};
+  EXPECT_THROW(
+      {
+        for (moss::event* e : moss::as_completed(evs, 20ms)) (void)e;
+      },
+      moss::timeout_error);
+  b.set();
+  for (moss::event* e : moss::as_completed(evs)) {
+    EXPECT_EQ(e, &b);
+    break;
+  }
+  EXPECT_EQ(a.waiting(), 0u);
+  moss::yield();  // the killed watcher unwinds
+}
+
+TEST_F(WithHub, WaitOverEventsNobodyCanSetIsLoopExitNotAHang) {
+  moss::event a;
+  EXPECT_THROW((void)moss::wait({&a}), moss::loop_exit);
+  moss::yield();  // the killed watcher unwinds
+}
+
+TEST_F(WithHub, KillingAWaitOverEventsStopsItsWatchers) {
+  moss::event a, b;
+  auto waiter = moss::spawn([&] { (void)moss::wait({&a, &b}); });
+  moss::sleep(5ms);
+  EXPECT_EQ(a.waiting(), 1u);
+  waiter.kill();
+  EXPECT_EQ(a.waiting(), 0u);
+  EXPECT_EQ(b.waiting(), 0u);
+  moss::yield();
+}
+
+TEST_F(WithHub, WaitOverNoEventsOrANullOneIsAClearError) {
+  EXPECT_THROW((void)moss::wait(std::vector<moss::event*>{}), moss::error);
+  moss::event a;
+  EXPECT_THROW((void)moss::wait({&a, static_cast<moss::event*>(nullptr)}), moss::error);
 }

@@ -15,6 +15,7 @@
 #include <moss/hub.hpp>
 #include <moss/io.hpp>
 #include <moss/mutex.hpp>
+#include <moss/patch.hpp>
 #include <moss/pool.hpp>
 #include <moss/queue.hpp>
 #include <moss/recursive_mutex.hpp>
@@ -22,6 +23,7 @@
 #include <moss/semaphore.hpp>
 #include <moss/shield.hpp>
 #include <moss/signal.hpp>
+#include <moss/stream.hpp>
 #include <moss/subprocess.hpp>
 #include <moss/task.hpp>
 #include <moss/task_group.hpp>

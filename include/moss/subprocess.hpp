@@ -56,12 +56,22 @@ struct process_options {
   stdio in = stdio::inherit;
   stdio out = stdio::inherit;
   stdio err = stdio::inherit;
+  // cwd: the child's working directory; empty: the parent's. It must be an
+  // existing directory (else std::system_error naming it).
+  std::string cwd{};
+  // env: the child's whole environment as "NAME=value" entries, replacing
+  // the parent's; std::nullopt: a copy of the parent's (asyncio's env=).
+  std::optional<std::vector<std::string>> env{};
+  // env_set: "NAME=value" entries set on top of that environment, each
+  // replacing an entry of the same NAME; "NAME" alone (no '=') removes it.
+  std::vector<std::string> env_set{};
 };
 
 class subprocess;
 // spawn_process() starts argv[0] with arguments argv (argv must not be
-// empty) and the parent's environment and working directory. The result
-// must be kept: dropping it kills the child at once.
+// empty), in the environment and working directory opts gives (by default
+// the parent's). argv[0] without a '/' is looked up on the parent's PATH.
+// The result must be kept: dropping it kills the child at once.
 [[nodiscard("dropping the subprocess kills the child at once: keep it in a variable")]]
 subprocess spawn_process(const std::vector<std::string>& argv, const process_options& opts = {});
 

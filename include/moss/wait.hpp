@@ -17,6 +17,17 @@
 //
 // Each function takes a range of task<R> (or task_ref) and gives back the same
 // handle type; a braced list of tasks of different types becomes task_refs.
+//
+// wait() and as_completed() also take events and async_results, as asyncio's
+// wait takes any awaitable:
+//
+//   auto [done, pending] = moss::wait({&ready, &stop}, moss::return_when::first_completed);
+//   for (moss::async_result<int> r : moss::as_completed(results)) use(r.get());
+//
+// An event (given by pointer, moss::event*) is complete once set, an
+// async_result once it holds a value or an exception (which counts as a
+// failure for first_exception). Each one still pending is watched by a small
+// task of its own while the call waits; those tasks are gone when it returns.
 #pragma once
 
 #include <moss/detail/task_base.hpp>
@@ -25,9 +36,11 @@
 #include <moss/task.hpp>
 
 #include <chrono>
+#include <concepts>
 #include <cstddef>
 #include <deque>
 #include <exception>
+#include <functional>
 #include <initializer_list>
 #include <iterator>
 #include <memory>
@@ -93,6 +106,84 @@ std::vector<char> wait(const std::vector<task_base*>& ts, int return_when, time_
 void gather_wait(const std::vector<task_base*>& ts, bool stop_at_failure, const char* op);
 void killall(const std::vector<task_base*>& ts, bool block);
 [[noreturn]] void throw_as_completed_timeout(std::size_t remaining);
+
+// wait_item: one event or async_result as the non-template cores see it.
+struct wait_item {
+  std::function<bool()> ready;   // complete now?
+  std::function<bool()> failed;  // completed with an exception?
+  std::function<void()> wait;    // waits until complete (in a watching task)
+};
+
+// item_completions: the items handed back in the order they complete; those
+// complete already come first, in input order. Once the caller has to wait,
+// a task per pending item watches it; the destructor kills those still
+// watching.
+class item_completions {
+ public:
+  item_completions(std::vector<wait_item> items, const char* op);
+  ~item_completions();
+  item_completions(const item_completions&) = delete;
+  item_completions& operator=(const item_completions&) = delete;
+
+  // next() waits for the next item and returns its index, or
+  // completion_set::npos if the deadline passed first. Must not be called
+  // with nothing remaining. Rethrows what ended a watching task abnormally
+  // (loop_exit: nothing could ever complete the item).
+  std::size_t next(time_point deadline);
+  std::size_t remaining() const noexcept { return items_.size() - taken_; }
+  bool has_ready() const noexcept { return !ready_.empty() || set_.has_ready(); }
+  bool failed(std::size_t i) const { return items_[i].failed(); }
+  bool ready(std::size_t i) const { return items_[i].ready(); }
+  // stop() kills the watching tasks and waits for them to unwind.
+  void stop();
+
+ private:
+  void watch();
+
+  const char* op_;
+  std::vector<wait_item> items_;
+  std::vector<char> initially_ready_;  // complete at the start: never watched
+  bool watching_ = false;
+  std::deque<std::size_t> ready_;      // complete at the start, not yet taken
+  completion_set set_;
+  std::vector<task_ref> watchers_;     // by completion_set index
+  std::vector<std::size_t> item_of_;   // completion_set index -> item
+  std::size_t taken_ = 0;
+};
+
+std::vector<char> wait_items(std::vector<wait_item> items, int return_when, time_point deadline);
+
+// Events are given by pointer (anything with is_set() and wait()), results
+// by handle (anything copyable with ready(), wait() and exception()), so
+// this header needs neither.
+template <class H>
+concept flag_pointer = std::is_pointer_v<H> && requires(H h) {
+  { h->is_set() } -> std::convertible_to<bool>;
+  h->wait();
+};
+template <class H>
+concept result_handle = std::copy_constructible<H> && !std::derived_from<H, task_ref> && requires(const H h) {
+  { h.ready() } -> std::convertible_to<bool>;
+  h.wait();
+  { h.exception() } -> std::convertible_to<std::exception_ptr>;
+};
+
+template <class H>
+wait_item item_of(const H& h) {
+  if constexpr (flag_pointer<H>) {
+    if (h == nullptr) throw moss::error("moss::wait: a null event pointer");
+    return {[h] { return static_cast<bool>(h->is_set()); }, [] { return false; }, [h] { h->wait(); }};
+  } else {
+    return {[h] { return static_cast<bool>(h.ready()); }, [h] { return h.exception() != nullptr; }, [h] { h.wait(); }};
+  }
+}
+
+template <class Items>
+std::vector<wait_item> items_of(const Items& items) {
+  std::vector<wait_item> r;
+  for (const auto& h : items) r.push_back(item_of(h));
+  return r;
+}
 
 template <class Tasks>
 std::vector<task_base*> bases_of(const Tasks& tasks) {
@@ -204,6 +295,47 @@ wait_result<task_ref> wait(std::initializer_list<task_ref> tasks, return_when wh
   return wait(std::vector<task_ref>(tasks), when, timeout);
 }
 
+// A range of events (moss::event*) or of async_results.
+template <class Items>
+concept item_range = std::ranges::input_range<Items> && (detail::flag_pointer<std::ranges::range_value_t<Items>> ||
+                                                         detail::result_handle<std::ranges::range_value_t<Items>>);
+
+// wait() over events or async_results: as over tasks, "finished" meaning
+// set (an event) or holding a value or an exception (an async_result). The
+// handles come back in input order.
+template <item_range Items>
+wait_result<std::ranges::range_value_t<Items>> wait(const Items& items, return_when when = return_when::all_completed) {
+  return wait(items, when, std::chrono::nanoseconds::max());
+}
+template <item_range Items, class Rep, class Period>
+wait_result<std::ranges::range_value_t<Items>> wait(const Items& items, return_when when,
+                                                    std::chrono::duration<Rep, Period> timeout) {
+  std::vector<std::ranges::range_value_t<Items>> all(std::ranges::begin(items), std::ranges::end(items));
+  std::vector<char> done = detail::wait_items(detail::items_of(all), static_cast<int>(when), detail::deadline_after(timeout));
+  wait_result<std::ranges::range_value_t<Items>> r;
+  for (std::size_t i = 0; i < all.size(); ++i) (done[i] ? r.done : r.pending).push_back(std::move(all[i]));
+  return r;
+}
+template <item_range Items, class Rep, class Period>
+wait_result<std::ranges::range_value_t<Items>> wait(const Items& items, std::chrono::duration<Rep, Period> timeout) {
+  return wait(items, return_when::all_completed, timeout);
+}
+template <class E>
+  requires detail::flag_pointer<E*>
+wait_result<E*> wait(std::initializer_list<E*> events, return_when when = return_when::all_completed) {
+  return wait(std::vector<E*>(events), when);
+}
+template <class E, class Rep, class Period>
+  requires detail::flag_pointer<E*>
+wait_result<E*> wait(std::initializer_list<E*> events, return_when when, std::chrono::duration<Rep, Period> timeout) {
+  return wait(std::vector<E*>(events), when, timeout);
+}
+template <class E, class Rep, class Period>
+  requires detail::flag_pointer<E*>
+wait_result<E*> wait(std::initializer_list<E*> events, std::chrono::duration<Rep, Period> timeout) {
+  return wait(std::vector<E*>(events), return_when::all_completed, timeout);
+}
+
 // as_completed_range: an input range over tasks in the order they finish.
 // Obtained from as_completed(); usable once, in a range-for.
 template <class T>
@@ -288,6 +420,87 @@ inline as_completed_range<task_ref> as_completed(std::initializer_list<task_ref>
 template <class Rep, class Period>
 as_completed_range<task_ref> as_completed(std::initializer_list<task_ref> tasks, std::chrono::duration<Rep, Period> timeout) {
   return {std::vector<task_ref>(tasks), detail::deadline_after(timeout)};
+}
+
+// item_completed_range: as_completed_range for events and async_results.
+template <class H>
+class item_completed_range {
+  struct state {
+    std::vector<H> items;
+    std::optional<detail::item_completions> order;
+    detail::time_point deadline = detail::no_deadline;
+    std::size_t current = detail::completion_set::npos;
+    bool started = false;
+
+    void advance() {
+      started = true;
+      current = detail::completion_set::npos;
+      if (order->remaining() == 0) return;
+      std::size_t i = order->next(deadline);
+      if (i == detail::completion_set::npos) detail::throw_as_completed_timeout(order->remaining());
+      current = i;
+    }
+  };
+
+ public:
+  class iterator {
+   public:
+    using value_type = H;
+    using difference_type = std::ptrdiff_t;
+    using reference = const H&;
+    iterator() = default;
+    reference operator*() const { return s_->items[s_->current]; }
+    const H* operator->() const { return &s_->items[s_->current]; }
+    // ++ waits for the next item to complete; throws moss::timeout_error if
+    // the deadline passes first.
+    iterator& operator++() {
+      s_->advance();
+      return *this;
+    }
+    void operator++(int) { ++*this; }
+    friend bool operator==(const iterator& it, std::default_sentinel_t) noexcept {
+      return it.s_ == nullptr || it.s_->current == detail::completion_set::npos;
+    }
+
+   private:
+    friend class item_completed_range;
+    explicit iterator(state* s) : s_(s) {}
+    state* s_ = nullptr;
+  };
+
+  item_completed_range(std::vector<H> items, detail::time_point deadline) : s_(std::make_unique<state>()) {
+    s_->items = std::move(items);
+    s_->deadline = deadline;
+    s_->order.emplace(detail::items_of(s_->items), "moss::as_completed");
+  }
+
+  iterator begin() {
+    if (!s_->started) s_->advance();
+    return iterator(s_.get());
+  }
+  std::default_sentinel_t end() const noexcept { return {}; }
+
+ private:
+  std::unique_ptr<state> s_;
+};
+
+// as_completed() over events or async_results yields them as they complete.
+// Leaving the loop early stops watching the rest.
+template <item_range Items>
+item_completed_range<std::ranges::range_value_t<Items>> as_completed(const Items& items) {
+  return {std::vector<std::ranges::range_value_t<Items>>(std::ranges::begin(items), std::ranges::end(items)),
+          detail::no_deadline};
+}
+template <item_range Items, class Rep, class Period>
+item_completed_range<std::ranges::range_value_t<Items>> as_completed(const Items& items,
+                                                                     std::chrono::duration<Rep, Period> timeout) {
+  return {std::vector<std::ranges::range_value_t<Items>>(std::ranges::begin(items), std::ranges::end(items)),
+          detail::deadline_after(timeout)};
+}
+template <class E>
+  requires detail::flag_pointer<E*>
+item_completed_range<E*> as_completed(std::initializer_list<E*> events) {
+  return {std::vector<E*>(events), detail::no_deadline};
 }
 
 // gather() waits for every task and returns their values in argument order

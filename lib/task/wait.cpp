@@ -12,6 +12,7 @@
 #include <moss/error.hpp>
 
 #include <algorithm>
+#include <utility>
 #include <string>
 
 namespace moss::detail {
@@ -132,6 +133,91 @@ void killall(const std::vector<task_base*>& ts, bool block) {
       if (t != self) t->join();
   }
   if (self != nullptr && !self->done()) throw greenlet_exit{};
+}
+
+// ---- events and async_results ----
+
+item_completions::item_completions(std::vector<wait_item> items, const char* op)
+    : op_(op), items_(std::move(items)), set_(op) {
+  initially_ready_.resize(items_.size(), 0);
+  for (std::size_t i = 0; i < items_.size(); ++i)
+    if (items_[i].ready()) {
+      ready_.push_back(i);
+      initially_ready_[i] = 1;
+    }
+}
+
+// watch() spawns the watching tasks, the first time the caller must wait:
+// a wait that is over at once (an item already complete) spawns none.
+void item_completions::watch() {
+  watching_ = true;
+  spawn_options o;
+  o.name = std::string(op_) + " watcher";
+  for (std::size_t i = 0; i < items_.size(); ++i) {
+    if (initially_ready_[i]) continue;
+    watchers_.push_back(moss::spawn(o, items_[i].wait));
+    item_of_.push_back(i);
+    set_.add(watchers_.back().base_ptr());
+  }
+}
+
+item_completions::~item_completions() {
+  // kill(false) never waits, and it unlinks a watcher parked on an event
+  // from the event's list at once, so the event may go before the watcher
+  // has unwound.
+  for (const task_ref& w : watchers_)
+    if (!w.ready()) w.kill(false);
+}
+
+void item_completions::stop() {
+  for (const task_ref& w : watchers_)
+    if (!w.ready()) w.kill(false);
+  for (const task_ref& w : watchers_) w.join();
+}
+
+std::size_t item_completions::next(time_point deadline) {
+  if (!ready_.empty()) {
+    std::size_t i = ready_.front();
+    ready_.pop_front();
+    ++taken_;
+    return i;
+  }
+  if (!watching_) watch();
+  std::size_t k = set_.next(deadline);
+  if (k == completion_set::npos) return k;
+  // A watcher ends abnormally only when its wait was ended for it (loop_exit:
+  // nothing could ever complete the item): that is the caller's error.
+  watchers_[k].base_ptr()->rethrow_if_failed();
+  ++taken_;
+  return item_of_[k];
+}
+
+std::vector<char> wait_items(std::vector<wait_item> items, int when_value, time_point deadline) {
+  if (items.empty()) throw moss::error("moss::wait: the set is empty, so nothing could ever complete");
+  auto when = static_cast<return_when>(when_value);
+  std::vector<char> done(items.size(), 0);
+  item_completions order(std::move(items), "moss::wait");
+  auto stops = [&](std::size_t i) {
+    return when == return_when::first_completed || (when == return_when::first_exception && order.failed(i));
+  };
+  bool stop = false;
+  while (order.remaining() > 0 && !stop) {
+    // Take everything complete before deciding, as wait() over tasks does.
+    while (order.has_ready() && order.remaining() > 0) {
+      std::size_t i = order.next(deadline);
+      done[i] = 1;
+      stop = stop || stops(i);
+    }
+    if (stop || order.remaining() == 0) break;
+    std::size_t i = order.next(deadline);
+    if (i == completion_set::npos) break;
+    done[i] = 1;
+    stop = stops(i);
+  }
+  order.stop();
+  for (std::size_t i = 0; i < done.size(); ++i)
+    if (!done[i] && order.ready(i)) done[i] = 1;
+  return done;
 }
 
 void throw_as_completed_timeout(std::size_t remaining) {

@@ -14,6 +14,8 @@
 #include "core/sys.hpp"
 
 #include <cerrno>
+#include <string_view>
+#include <vector>
 #include <csignal>
 #include <system_error>
 #include <utility>
@@ -22,6 +24,8 @@
 #include <poll.h>
 #include <spawn.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 
 extern char** environ;
@@ -89,6 +93,40 @@ struct spawn_attrs {
     posix_spawnattr_destroy(&attr);
   }
 };
+
+
+bool is_directory(const std::string& path) {
+  struct stat st{};
+  if (sys::call(SYS_newfstatat, AT_FDCWD, sys::ptr_arg(path.c_str()), sys::ptr_arg(&st), 0) < 0) return false;
+  if (S_ISDIR(st.st_mode)) return true;
+  errno = ENOTDIR;
+  return false;
+}
+
+// entry_name() is the NAME of "NAME=value" (all of it without '=').
+std::string_view entry_name(std::string_view e) { return e.substr(0, e.find('=')); }
+
+// child_environment() is the parent's environment or opts.env, with
+// opts.env_set applied. Throws moss::error for an entry without a name.
+std::vector<std::string> child_environment(const process_options& opts) {
+  std::vector<std::string> env;
+  if (opts.env) {
+    for (const std::string& e : *opts.env) {
+      if (e.find('=') == std::string::npos || entry_name(e).empty())
+        throw moss::error("moss::spawn_process: environment entry \"" + e + "\" is not NAME=value");
+      env.push_back(e);
+    }
+  } else {
+    for (char** p = environ; p != nullptr && *p != nullptr; ++p) env.emplace_back(*p);
+  }
+  for (const std::string& e : opts.env_set) {
+    std::string_view name = entry_name(e);
+    if (name.empty()) throw moss::error("moss::spawn_process: env_set entry \"" + e + "\" has no NAME");
+    std::erase_if(env, [&](const std::string& have) { return entry_name(have) == name; });
+    if (name.size() < e.size()) env.push_back(e);
+  }
+  return env;
+}
 
 }  // namespace
 
@@ -243,12 +281,26 @@ subprocess spawn_process(const std::vector<std::string>& argv, const process_opt
   posix_spawnattr_setsigdefault(&sa.attr, &def);
   posix_spawnattr_setflags(&sa.attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
 
+  if (!opts.cwd.empty()) {
+    // Checked here so that a bad directory is named as such, not as a
+    // program that cannot run.
+    if (sys::call(SYS_faccessat, AT_FDCWD, sys::ptr_arg(opts.cwd.c_str()), X_OK) < 0 || !is_directory(opts.cwd))
+      fail(errno,
+           "moss::spawn_process: working directory \"" + opts.cwd + "\" for \"" + prog + "\"");
+    posix_spawn_file_actions_addchdir_np(&sa.actions, opts.cwd.c_str());
+  }
+  std::vector<std::string> env_entries = child_environment(opts);
+  std::vector<char*> envp;
+  envp.reserve(env_entries.size() + 1);
+  for (const std::string& e : env_entries) envp.push_back(const_cast<char*>(e.c_str()));
+  envp.push_back(nullptr);
+
   std::vector<char*> args;
   args.reserve(argv.size() + 1);
   for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
   pid_t pid = -1;
-  int rc = posix_spawnp(&pid, prog.c_str(), &sa.actions, &sa.attr, args.data(), environ);
+  int rc = posix_spawnp(&pid, prog.c_str(), &sa.actions, &sa.attr, args.data(), envp.data());
   if (rc != 0) fail(rc, "moss::spawn_process: cannot run \"" + prog + "\"");
   for (int i = 3; i < 6; ++i) close_fd(f.v[i]);
 
