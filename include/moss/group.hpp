@@ -9,6 +9,8 @@
 // kill them. A group belongs to one thread's hub.
 #pragma once
 
+#include <moss/detail/export.hpp>
+
 #include <moss/detail/task_base.hpp>
 #include <moss/detail/waiter.hpp>
 #include <moss/task.hpp>
@@ -21,7 +23,7 @@
 
 namespace moss {
 
-class group {
+class MOSS_API group {
  public:
   group() noexcept = default;
   virtual ~group();

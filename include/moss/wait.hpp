@@ -19,6 +19,8 @@
 // handle type; a braced list of tasks of different types becomes task_refs.
 #pragma once
 
+#include <moss/detail/export.hpp>
+
 #include <moss/detail/task_base.hpp>
 #include <moss/detail/waiter.hpp>
 #include <moss/error.hpp>
@@ -49,7 +51,7 @@ namespace detail {
 
 // completion_set: the tasks added to it, handed back in the order they
 // finish. Already finished tasks come first, in the order added.
-class completion_set {
+class MOSS_API completion_set {
  public:
   static constexpr std::size_t npos = static_cast<std::size_t>(-1);
 
@@ -86,13 +88,13 @@ class completion_set {
 };
 
 // The non-template cores. Each takes the tasks' control blocks.
-std::vector<std::size_t> joinall(const std::vector<task_base*>& ts, time_point deadline, bool raise_error);
-std::vector<char> wait(const std::vector<task_base*>& ts, int return_when, time_point deadline);
+MOSS_API std::vector<std::size_t> joinall(const std::vector<task_base*>& ts, time_point deadline, bool raise_error);
+MOSS_API std::vector<char> wait(const std::vector<task_base*>& ts, int return_when, time_point deadline);
 // gather_wait() waits until all finished, or until one failed if
 // stop_at_failure: then it rethrows that failure.
-void gather_wait(const std::vector<task_base*>& ts, bool stop_at_failure, const char* op);
-void killall(const std::vector<task_base*>& ts, bool block);
-[[noreturn]] void throw_as_completed_timeout(std::size_t remaining);
+MOSS_API void gather_wait(const std::vector<task_base*>& ts, bool stop_at_failure, const char* op);
+MOSS_API void killall(const std::vector<task_base*>& ts, bool block);
+[[noreturn]] MOSS_API void throw_as_completed_timeout(std::size_t remaining);
 
 template <class Tasks>
 std::vector<task_base*> bases_of(const Tasks& tasks) {

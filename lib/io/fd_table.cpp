@@ -157,7 +157,7 @@ void fd_table::closing(int fd, bool deregister) noexcept {
   for (fd_table* t = registry_head; t != nullptr; t = t->next_) {
     if (t == tls_table_) continue;
     try {
-      t->facade_->post(std::make_unique<close_note>(fd), "moss::io::notify_close");
+      detail::hub_access::post(*t->facade_, std::make_unique<close_note>(fd), "moss::io::notify_close");
     } catch (...) {
     }
   }

@@ -50,7 +50,7 @@ void spawn_callbacks(const std::shared_ptr<async_state_base>& s, std::vector<std
 // crosses threads.
 bool post_to_hub(moss::hub& h, std::unique_ptr<posted> n) noexcept {
   try {
-    h.post(std::move(n), "async_result completion");
+    detail::hub_access::post(h, std::move(n), "async_result completion");
     return true;
   } catch (const std::exception&) {
     return false;  // the hub stopped: its waiters and callbacks are gone

@@ -32,7 +32,7 @@ group::~group() {
 void group::insert(detail::task_base* t) {
   auto* m = new member;
   m->owner = this;
-  m->task = task_ref(t);
+  m->task = detail::task_access::adopt(t);
   m->prev = tail_;
   if (tail_ != nullptr) tail_->next = m;
   else head_ = m;

@@ -62,11 +62,11 @@ void task_group::adopt(detail::task_base* t) {
   try {
     m = new member;
   } catch (...) {
-    task_ref(t).kill(false);  // nobody would watch it
+    detail::task_access::adopt(t).kill(false);  // nobody would watch it
     throw;
   }
   m->group = this;
-  m->task = task_ref(t);
+  m->task = detail::task_access::adopt(t);
   m->next = head_;
   if (head_ != nullptr) head_->prev = m;
   head_ = m;

@@ -350,7 +350,7 @@ void remove_signal_handler(signal_registration* r) noexcept {
     release_if_unused();
   } else {
     try {
-      facade->post(std::make_unique<release_node>(), "signal_handle::cancel");
+      detail::hub_access::post(*facade, std::make_unique<release_node>(), "signal_handle::cancel");
     } catch (...) {
       // The hub has stopped; its thread released everything already.
     }

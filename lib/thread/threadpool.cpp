@@ -14,6 +14,7 @@
 #include "core/config.hpp"
 #include "core/hub.hpp"
 #include "thread/native_thread.hpp"
+#include "thread/threadpool.hpp"
 #include "core/parse_count.hpp"
 
 #include <moss/detail/waiter.hpp>
@@ -188,7 +189,7 @@ class pool {
     j->done_.store(true, std::memory_order_release);
     j->done_.notify_all();  // a caller blocked because its hub is stopping
     try {
-      j->hub_->post(std::move(n), "run_in_thread");
+      detail::hub_access::post(*j->hub_, std::move(n), "run_in_thread");
     } catch (...) {
       // The caller's hub has stopped; the node's destructor dropped our reference.
     }
