@@ -2,9 +2,7 @@
 #include "green.hpp"
 #include "hooks.hpp"
 
-#include "core/hub.hpp"
-#include "core/sys.hpp"
-
+#include <moss/detail/interpose.hpp>
 #include <moss/error.hpp>
 #include <moss/run_info.hpp>
 
@@ -25,9 +23,8 @@ bool green_threads = false;
 bool green_context() noexcept { return green_threads && in_greenlet(); }
 
 green_thread* current_green() noexcept {
-  detail::thread_state* t = detail::this_thread_if_any();
-  if (t == nullptr) return nullptr;
-  return static_cast<green_thread*>(t->current->user_data_);
+  detail::greenlet_impl* g = interpose::current_if_any();
+  return g != nullptr ? static_cast<green_thread*>(g->user_data_) : nullptr;
 }
 
 green_thread* as_green(pthread_t t) noexcept {
@@ -73,7 +70,7 @@ void cancel(green_thread* gt) noexcept {
   // The hooks' cancellation points cost nothing until the first cancel.
   cancel_point = &test_cancel;
   gt->cancel_pending = true;
-  if (gt->cancel_enabled && gt->g != nullptr && gt->g->parked_on_ != nullptr && !gt->uninterruptible)
+  if (gt->cancel_enabled && gt->g != nullptr && interpose::is_parked(gt->g) && !gt->uninterruptible)
     detail::interrupt(gt->g, std::make_exception_ptr(cancel_signal{}));
 }
 
@@ -127,8 +124,7 @@ void test_cancel() {
   me->cancel_pending = false;
   // An interrupted hooked call re-armed the signal (hooks.cpp): drop it, so
   // the cleanup handlers can wait again.
-  detail::greenlet_impl* g = detail::current_impl();
-  if (g->pending_ && is_cancel_signal(g->pending_)) g->pending_ = nullptr;
+  interpose::drop_pending(&is_cancel_signal);
   exit_green(me, PTHREAD_CANCELED);
 }
 
@@ -168,7 +164,7 @@ void report_deadlock(const char* what) noexcept {
   } catch (...) {
   }
   std::fflush(nullptr);
-  detail::sys::write_stderr(text.data(), text.size());
+  interpose::write_stderr(text.data(), text.size());
   _exit(70);
 }
 
@@ -188,7 +184,7 @@ int unsupported(const char* function, const char* why) noexcept {
   char line[256];
   int n = std::snprintf(line, sizeof line, "moss: %s is not supported for green threads (%s); run with MOSS_THREADS=native\n",
                         function, why);
-  if (n > 0) detail::sys::write_stderr(line, static_cast<std::size_t>(std::min<int>(n, sizeof line - 1)));
+  if (n > 0) interpose::write_stderr(line, static_cast<std::size_t>(std::min<int>(n, sizeof line - 1)));
   return ENOTSUP;
 }
 

@@ -39,14 +39,14 @@ MOSS_REAL(setsockopt, int (*)(int, int, int, const void*, socklen_t))
 bool tracking() noexcept { return (enabled_families & (family_socket | family_poll)) != 0 && signal_depth == 0; }
 
 void fresh(int fd) noexcept {
-  if (fd >= 0 && tracking()) moss::io::forget(fd);
+  if (fd >= 0 && tracking()) moss::io::notify_close(fd);
 }
 
 // after_fcntl() records what a successful fcntl changed.
 int after_fcntl(int fd, int cmd, void* arg, int r) noexcept {
   if (r < 0 || !tracking()) return r;
   if (cmd == F_SETFL) moss::io::note_nonblocking(fd, (reinterpret_cast<long>(arg) & O_NONBLOCK) != 0);
-  else if (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) moss::io::forget(r);
+  else if (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) moss::io::notify_close(r);
   return r;
 }
 

@@ -8,9 +8,9 @@
 #include "green.hpp"
 #include "real.hpp"
 
-#include "core/hub.hpp"
-
+#include <moss/detail/interpose.hpp>
 #include <moss/error.hpp>
+#include <moss/hub.hpp>
 #include <moss/task.hpp>
 #include <moss/time.hpp>
 
@@ -144,10 +144,9 @@ void run_green(green_thread* gt) noexcept {
 // main itself before the hub exists (a constructor making a thread).
 bool spawn_here() {
   if (!green_threads) return false;
-  detail::thread_state* t = detail::this_thread_if_any();
-  if (t != nullptr && t->hub != nullptr) return t->current != t->hub->hub_greenlet();
+  if (interpose::has_hub()) return interpose::may_park();
   if (getpid() != static_cast<pid_t>(syscall(SYS_gettid))) return false;
-  detail::hub_core::current();
+  moss::hub::current();
   return true;
 }
 

@@ -17,9 +17,7 @@
 #include "hooks.hpp"
 #include "real.hpp"
 
-#include "core/hub.hpp"
-#include "core/sys.hpp"
-
+#include <moss/detail/interpose.hpp>
 #include <moss/time.hpp>
 
 #include <atomic>
@@ -96,7 +94,7 @@ void warn_native_block(const char* what) noexcept {
   int n = std::snprintf(line, sizeof line,
                         "moss: %s waits for another process or a native thread; it blocks the OS thread and every green thread on it\n",
                         what);
-  if (n > 0) detail::sys::write_stderr(line, static_cast<std::size_t>(std::min<int>(n, sizeof line - 1)));
+  if (n > 0) interpose::write_stderr(line, static_cast<std::size_t>(std::min<int>(n, sizeof line - 1)));
 }
 
 // green_lock() takes m for the calling green thread, waiting until the

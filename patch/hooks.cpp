@@ -1,8 +1,7 @@
 // hooks.cpp: MOSS_HOOK, the cooperative test, the C boundary.
 #include "hooks.hpp"
 
-#include "core/hub.hpp"
-
+#include <moss/detail/interpose.hpp>
 #include <moss/error.hpp>
 
 #include <cstdio>
@@ -18,39 +17,7 @@ unsigned enabled_families = family_all;
 thread_local int signal_depth = 0;
 void (*cancel_point)() = nullptr;
 
-bool in_greenlet() noexcept {
-  detail::thread_state* t = detail::this_thread_if_any();
-  return t != nullptr && t->hub != nullptr && t->current != t->hub->hub_greenlet();
-}
-
-namespace {
-
-bool is_kill(const std::exception_ptr& e) noexcept {
-  try {
-    std::rethrow_exception(e);
-  } catch (const moss::greenlet_exit&) {
-    return true;
-  } catch (...) {
-    return false;
-  }
-}
-
-// let_others_run() puts the greenlet at the back of the ready queue and
-// switches away, with its pending exception set aside so the switch does not
-// raise it. A kill that arrives meanwhile wins over what was set aside;
-// anything else keeps the older exception (as timeout::fire does).
-void let_others_run(detail::thread_state& t) noexcept {
-  detail::hub_core* h = t.hub;
-  detail::greenlet_impl* g = t.current;
-  if (h == nullptr || g == h->hub_greenlet()) return;
-  std::exception_ptr kept = std::exchange(g->pending_, nullptr);
-  h->schedule(g);
-  h->switch_out();
-  g->scheduled_ = false;
-  if (kept && (!g->pending_ || !is_kill(g->pending_))) g->pending_ = std::move(kept);
-}
-
-}  // namespace
+bool in_greenlet() noexcept { return interpose::may_park(); }
 
 int interrupted(std::exception_ptr e) noexcept {
   int err = ECANCELED;
@@ -78,11 +45,10 @@ int interrupted(std::exception_ptr e) noexcept {
     // exception thrown in with throw_in): the call was cancelled.
     err = ECANCELED;
   }
-  detail::thread_state* t = detail::this_thread_if_any();
-  if (t == nullptr) return err;
-  detail::greenlet_impl* g = t->current;
-  if (rearm && (!g->pending_ || (!is_kill(g->pending_) && is_kill(e)))) g->pending_ = std::move(e);
-  let_others_run(*t);
+  // Kept for the next wait in C++ code (a kill replaces anything else
+  // pending), after the other greenlets have had a turn.
+  if (rearm) interpose::rearm(std::move(e));
+  interpose::let_others_run();
   return err;
 }
 

@@ -17,12 +17,9 @@
 // The library is looked for beside mossrun's own executable first (a build
 // tree has both in build*/patch/), then at MOSS_PRELOAD_INSTALLED, the path
 // `meson install` puts it at.
-#include "debug/dump.hpp"
 #include "families.hpp"
-#include "core/monitor.hpp"
-#include "dns/resolver.hpp"
-#include "core/stack.hpp"
 
+#include <moss/detail/interpose.hpp>
 #include <moss/error.hpp>
 #include <moss/threadpool.hpp>
 
@@ -118,16 +115,10 @@ std::string check(const setting& s, const char* text) {
         // The four dns variables are read together; check_dns() does it.
         return "";
       case check_kind::stack_size:
-        moss::detail::parse_stack_size(text);
-        return "";
       case check_kind::pool_size:
-        moss::detail::parse_pool_size(text);
-        return "";
       case check_kind::monitor_ms:
-        moss::detail::parse_monitor_ms(text);
-        return "";
       case check_kind::dump_signal:
-        moss::detail::parse_dump_signal(text);
+        moss::interpose::check_setting(s.variable, text);
         return "";
     }
   } catch (const moss::error& e) {
@@ -154,7 +145,7 @@ std::string check(const setting& s, const char* text) {
 // names the variable it rejects.
 void check_dns(const bool* from_option) {
   try {
-    moss::detail::dns::settings_from_environment();
+    moss::interpose::check_dns_settings();
   } catch (const moss::error& e) {
     for (int i = 0; i < n_settings; ++i) {
       const setting& s = settings[i];

@@ -8,16 +8,16 @@
 // the hub runs the green threads. Nothing is copied or moved, and main's
 // deep native stack stays as it was. When main returns, the real
 // __libc_start_main calls exit() as usual; the hub then leaves the green
-// threads as they are (hub_core::keep_tasks_at_exit), since exit() ends
+// threads as they are (interpose::keep_tasks_at_exit), since exit() ends
 // every thread at once. A program that never reaches __libc_start_main
 // (statically linked; mossrun refuses those) is not reached by the preload.
 #include "green.hpp"
 #include "hooks.hpp"
 #include "real.hpp"
 
-#include "core/hub.hpp"
-
+#include <moss/detail/interpose.hpp>
 #include <moss/error.hpp>
+#include <moss/hub.hpp>
 
 #include <cstdio>
 #include <cstdlib>
@@ -51,9 +51,9 @@ main_fn program_main = nullptr;
 }
 
 int main_on_hub(int argc, char** argv, char** envp) {
-  detail::hub_core::keep_tasks_at_exit = true;
+  interpose::keep_tasks_at_exit();
   try {
-    detail::hub_core::current();
+    moss::hub::current();
   } catch (const std::exception& e) {
     std::fprintf(stderr, "%s\n", e.what());
     std::exit(2);

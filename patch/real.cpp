@@ -1,7 +1,7 @@
 // real.cpp: dlsym(RTLD_NEXT) lookups.
 #include "real.hpp"
 
-#include "core/sys.hpp"
+#include <moss/detail/interpose.hpp>
 
 #include <cstdlib>
 #include <cstring>
@@ -14,9 +14,9 @@ void* resolve(const char* name) noexcept {
   void* f = dlsym(RTLD_NEXT, name);
   if (f == nullptr) {
     const char* a = "moss: cannot find the real ";
-    detail::sys::write_stderr(a, std::strlen(a));
-    detail::sys::write_stderr(name, std::strlen(name));
-    detail::sys::write_stderr("\n", 1);
+    interpose::write_stderr(a, std::strlen(a));
+    interpose::write_stderr(name, std::strlen(name));
+    interpose::write_stderr("\n", 1);
     std::abort();
   }
   return f;

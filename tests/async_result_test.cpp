@@ -378,7 +378,7 @@ struct get_on_hub final : moss::detail::timer {
 TEST_F(WithHub, GetOnAPendingResultFromTheHubGreenletIsAClearError) {
   get_on_hub t;
   auto keep = t.r;
-  moss::hub::current().core().timers.add(t, moss::detail::clock::now());
+  moss::detail::hub_core::current().timers.add(t, moss::detail::clock::now());
   moss::sleep(5ms);
   EXPECT_NE(t.message.find("async_result::get() on a pending result was called on the hub greenlet"), std::string::npos)
       << t.message;

@@ -128,7 +128,7 @@ TEST_F(WithHub, EventWaitOnTheHubGreenletIsAClearError) {
   moss::event e;
   wait_on_hub t;
   t.e = &e;
-  moss::hub::current().core().timers.add(t, moss::detail::clock::now());
+  moss::detail::hub_core::current().timers.add(t, moss::detail::clock::now());
   moss::sleep(5ms);
   EXPECT_NE(t.message.find("hub greenlet"), std::string::npos) << t.message;
   EXPECT_EQ(e.waiting(), 0u);

@@ -105,7 +105,7 @@ struct blocking_timer final : moss::detail::timer {
 
 TEST_F(WithHub, ABlockingCallOnTheHubGreenletIsAClearError) {
   blocking_timer t;
-  auto& core = moss::hub::current().core();
+  auto& core = moss::detail::hub_core::current();
   core.timers.add(t, moss::detail::clock::now());
   moss::sleep(5ms);
   EXPECT_NE(t.message.find("hub greenlet"), std::string::npos) << t.message;

@@ -617,7 +617,7 @@ struct probe_node final : moss::detail::posted {
 
 TEST_F(WithHub, CodeRunByTheHubItselfPassesThrough) {
   bool coop = true;
-  moss::hub::current().post(std::make_unique<probe_node>(&coop), "test");
+  moss::detail::hub_access::post(moss::hub::current(), std::make_unique<probe_node>(&coop), "test");
   moss::sleep(5ms);
   EXPECT_FALSE(coop);
 }

@@ -5,6 +5,7 @@
 #include <moss/threadpool.hpp>
 
 #include "leak_check.hpp"
+#include "thread/threadpool.hpp"
 
 #include <atomic>
 #include <cstdlib>

@@ -13,6 +13,8 @@
 // no hub wait on a condition variable.
 #pragma once
 
+#include <moss/detail/export.hpp>
+
 #include <moss/detail/timer.hpp>
 #include <moss/error.hpp>
 
@@ -38,13 +40,13 @@ namespace detail {
 class async_state_base;
 
 // result_callback: a done callback, type-erased (it may be move-only).
-class result_callback {
+class MOSS_API result_callback {
  public:
   virtual ~result_callback() = default;
   virtual void call(const std::shared_ptr<async_state_base>& s) = 0;
 };
 
-class async_state_base : public std::enable_shared_from_this<async_state_base> {
+class MOSS_API async_state_base : public std::enable_shared_from_this<async_state_base> {
  public:
   async_state_base();
   ~async_state_base();

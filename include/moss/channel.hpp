@@ -14,6 +14,8 @@
 // one thread's hub.
 #pragma once
 
+#include <moss/detail/export.hpp>
+
 #include <moss/detail/handoff.hpp>
 #include <moss/detail/timer.hpp>
 #include <moss/detail/waiter.hpp>
@@ -28,7 +30,7 @@
 namespace moss {
 
 // channel_closed is thrown by recv() on a closed channel with no value left.
-class channel_closed : public error {
+class MOSS_API channel_closed : public error {
  public:
   channel_closed() : error("moss: recv from a closed channel") {}
   using error::error;

@@ -13,6 +13,8 @@
 // variable belongs to one thread's hub.
 #pragma once
 
+#include <moss/detail/export.hpp>
+
 #include <moss/detail/timer.hpp>
 #include <moss/detail/waiter.hpp>
 #include <moss/mutex.hpp>
@@ -25,7 +27,7 @@
 
 namespace moss {
 
-class condition_variable {
+class MOSS_API condition_variable {
  public:
   condition_variable() = default;
   condition_variable(const condition_variable&) = delete;

@@ -35,6 +35,8 @@
 // moss::error for a malformed MOSS_* setting.
 #pragma once
 
+#include <moss/detail/export.hpp>
+
 #include <chrono>
 #include <string>
 #include <vector>
@@ -49,11 +51,11 @@ namespace moss::dns {
 // getaddrinfo() is ::getaddrinfo: 0 and a list in *res, or an EAI_* code
 // (EAI_NONAME, EAI_AGAIN, EAI_NODATA, EAI_FAMILY, EAI_SERVICE, ...). The list
 // is laid out as glibc lays out its own, so ::freeaddrinfo frees it too.
-int getaddrinfo(const char* node, const char* service, const addrinfo* hints, addrinfo** res);
-void freeaddrinfo(addrinfo* res) noexcept;
+MOSS_API int getaddrinfo(const char* node, const char* service, const addrinfo* hints, addrinfo** res);
+MOSS_API void freeaddrinfo(addrinfo* res) noexcept;
 
 // getnameinfo() is ::getnameinfo (NI_* flags, EAI_* codes, EAI_OVERFLOW).
-int getnameinfo(const sockaddr* sa, socklen_t salen, char* host, socklen_t hostlen, char* serv,
+MOSS_API int getnameinfo(const sockaddr* sa, socklen_t salen, char* host, socklen_t hostlen, char* serv,
                 socklen_t servlen, int flags);
 
 // The gethostbyname family: results and h_errno (HOST_NOT_FOUND, TRY_AGAIN,
@@ -61,18 +63,18 @@ int getnameinfo(const sockaddr* sa, socklen_t salen, char* host, socklen_t hostl
 // return 0, ERANGE when buf is too small, or an errno value. The others
 // return a hostent that the next such call on this thread overwrites, and
 // set h_errno; in greenlets prefer the _r forms.
-hostent* gethostbyname(const char* name);
-hostent* gethostbyname2(const char* name, int af);
-int gethostbyname_r(const char* name, hostent* ret, char* buf, std::size_t buflen, hostent** result,
+MOSS_API hostent* gethostbyname(const char* name);
+MOSS_API hostent* gethostbyname2(const char* name, int af);
+MOSS_API int gethostbyname_r(const char* name, hostent* ret, char* buf, std::size_t buflen, hostent** result,
                     int* h_errnop);
-int gethostbyname2_r(const char* name, int af, hostent* ret, char* buf, std::size_t buflen, hostent** result,
+MOSS_API int gethostbyname2_r(const char* name, int af, hostent* ret, char* buf, std::size_t buflen, hostent** result,
                      int* h_errnop);
-hostent* gethostbyaddr(const void* addr, socklen_t len, int type);
-int gethostbyaddr_r(const void* addr, socklen_t len, int type, hostent* ret, char* buf, std::size_t buflen,
+MOSS_API hostent* gethostbyaddr(const void* addr, socklen_t len, int type);
+MOSS_API int gethostbyaddr_r(const void* addr, socklen_t len, int type, hostent* ret, char* buf, std::size_t buflen,
                     hostent** result, int* h_errnop);
 
 // error: a failed resolve(); code() is the EAI_* value.
-class error : public moss::error {
+class MOSS_API error : public moss::error {
  public:
   error(int code, const std::string& what) : moss::error(what), code_(code) {}
   int code() const noexcept { return code_; }
@@ -94,7 +96,7 @@ struct address {
 // resolve() is getaddrinfo for C++: the addresses of host (a name or an
 // address) for service, in getaddrinfo's order. Throws moss::dns::error
 // "moss: cannot resolve \"host\": <gai_strerror>" when getaddrinfo fails.
-std::vector<address> resolve(const std::string& host, const std::string& service = "", int family = AF_UNSPEC,
+MOSS_API std::vector<address> resolve(const std::string& host, const std::string& service = "", int family = AF_UNSPEC,
                              int socktype = SOCK_STREAM);
 
 // ---- settings ----
@@ -118,12 +120,12 @@ struct settings {
 // MOSS_DNS_TIMEOUT_MS (1 to 3600000) and MOSS_DNS_TRIES (1 to 100), read on
 // first use; an empty variable counts as unset. Throws moss::error naming a
 // malformed variable and what it accepts.
-settings current_settings();
+MOSS_API settings current_settings();
 
 // configure() replaces the settings for the whole process; throws
 // moss::error (and changes nothing) if one is out of range or malformed.
 // Lookups already in flight finish with the old settings; each hub uses the
 // new ones from its next lookup.
-void configure(const settings& s);
+MOSS_API void configure(const settings& s);
 
 }  // namespace moss::dns

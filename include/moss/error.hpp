@@ -1,6 +1,8 @@
 // error.hpp: the exceptions moss throws.
 #pragma once
 
+#include <moss/detail/export.hpp>
+
 #include <stdexcept>
 #include <string>
 
@@ -8,7 +10,7 @@ namespace moss {
 
 // error is thrown for misuse of the library: switching to a dead greenlet,
 // joining yourself, blocking from the hub, a malformed MOSS_* setting.
-class error : public std::runtime_error {
+class MOSS_API error : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
@@ -17,7 +19,7 @@ class error : public std::runtime_error {
 // (no other runnable greenlet, no timer, no watched fd, no thread job, no
 // hub::keep_alive()): waiting would hang. The hub's message names the
 // greenlet and what it waits on.
-class loop_exit : public error {
+class MOSS_API loop_exit : public error {
  public:
   loop_exit() : error("moss: this operation would block forever (no other greenlet, timer or fd can wake it)") {}
   using error::error;
@@ -29,7 +31,7 @@ class timeout;
 // greenlet was blocked, and by with_timeout() and as_completed(). source()
 // is the moss::timeout that raised it (null for the others), so code inside
 // nested timeouts can tell whose it is: `if (e.source() == &t)`.
-class timeout_error : public error {
+class MOSS_API timeout_error : public error {
  public:
   explicit timeout_error(const std::string& what, const timeout* source = nullptr) : error(what), source_(source) {}
   const timeout* source() const noexcept { return source_; }
@@ -42,7 +44,7 @@ class timeout_error : public error {
 // stack unwinds and destructors run. It deliberately does not derive from
 // std::exception: `catch (const std::exception&)` in user code must not swallow
 // a kill. A greenlet_exit that escapes a greenlet is not an error.
-class greenlet_exit {
+class MOSS_API greenlet_exit {
  public:
   const char* what() const noexcept { return "moss::greenlet_exit"; }
 };

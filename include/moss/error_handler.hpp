@@ -15,6 +15,8 @@
 // on stderr. A kill is never reported.
 #pragma once
 
+#include <moss/detail/export.hpp>
+
 #include <cstdint>
 #include <exception>
 #include <functional>
@@ -36,9 +38,9 @@ using error_handler = std::function<void(const task_failure&)>;
 // the default. h runs wherever the task's last handle is dropped, even in
 // the middle of a switch: it must not block (it may spawn a task that does).
 // An exception escaping h is printed and dropped.
-error_handler set_error_handler(error_handler h);
+MOSS_API error_handler set_error_handler(error_handler h);
 
 // print_task_failure() is the default handler: one line on stderr.
-void print_task_failure(const task_failure& f) noexcept;
+MOSS_API void print_task_failure(const task_failure& f) noexcept;
 
 }  // namespace moss

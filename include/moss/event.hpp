@@ -8,6 +8,8 @@
 // to signal across threads use moss::async_result.
 #pragma once
 
+#include <moss/detail/export.hpp>
+
 #include <moss/detail/timer.hpp>
 #include <moss/detail/waiter.hpp>
 
@@ -15,7 +17,7 @@
 
 namespace moss {
 
-class event {
+class MOSS_API event {
  public:
   event() = default;
   event(const event&) = delete;

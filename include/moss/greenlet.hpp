@@ -10,6 +10,8 @@
 // Greenlets never migrate between OS threads.
 #pragma once
 
+#include <moss/detail/export.hpp>
+
 #include <moss/detail/greenlet_impl.hpp>
 #include <moss/error.hpp>
 
@@ -24,9 +26,12 @@
 namespace moss {
 
 class greenlet;
-greenlet current();
 
-class greenlet {
+// current() is the greenlet running on this thread; on a thread that never
+// started one, the thread's own (main) greenlet.
+MOSS_API greenlet current();
+
+class MOSS_API greenlet {
  public:
   using function = std::function<std::any(std::any)>;
 
@@ -68,11 +73,13 @@ class greenlet {
 
   friend bool operator==(const greenlet& a, const greenlet& b) noexcept { return a.impl_ == b.impl_; }
 
-  // For the library's own layers: wrap an existing control block.
-  explicit greenlet(detail::greenlet_impl* impl) noexcept;
   detail::greenlet_impl* impl() const noexcept { return impl_; }
 
  private:
+  friend greenlet current();
+  // greenlet(impl) wraps an existing control block (current(), parent()).
+  explicit greenlet(detail::greenlet_impl* impl) noexcept;
+
   template <class F>
   static function adapt(F&& fn) {
     using D = std::decay_t<F>;
@@ -102,9 +109,5 @@ class greenlet {
 
   detail::greenlet_impl* impl_;
 };
-
-// current() is the greenlet running on this thread; on a thread that never
-// started one, the thread's own (main) greenlet.
-greenlet current();
 
 }  // namespace moss

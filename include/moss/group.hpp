@@ -9,6 +9,7 @@
 // kill them. A group belongs to one thread's hub.
 #pragma once
 
+#include <moss/detail/export.hpp>
 #include <moss/detail/intrusive_list.hpp>
 #include <moss/detail/task_base.hpp>
 #include <moss/detail/waiter.hpp>
@@ -22,7 +23,7 @@
 
 namespace moss {
 
-class group {
+class MOSS_API group {
  public:
   group() noexcept = default;
   virtual ~group();

@@ -7,6 +7,8 @@
 // never blocks on behalf of a greenlet.
 #pragma once
 
+#include <moss/detail/export.hpp>
+
 #include <cstddef>
 #include <functional>
 #include <memory>
@@ -18,12 +20,13 @@ namespace moss {
 namespace detail {
 class hub_core;
 class inbox;
+struct hub_access;
 
 // posted: a node of a hub's cross-thread queue. dispatch() runs on the hub
 // greenlet when the hub takes the node, owns the node from then on and must
 // not block. A node the hub never takes (it stopped first) is deleted
 // instead, so a node's destructor is where its producer can learn that.
-class posted {
+class MOSS_API posted {
  public:
   virtual ~posted() = default;
   virtual void dispatch() noexcept = 0;
@@ -32,7 +35,7 @@ class posted {
 
 // posted_call: a node whose dispatch() spawns a task that calls call()
 // (lib/thread/threadsafe.cpp).
-class posted_call : public posted {
+class MOSS_API posted_call : public posted {
  public:
   void dispatch() noexcept final;
   virtual void call() = 0;
@@ -59,7 +62,7 @@ class hub;
 // Obtained from hub::keep_alive() on the hub's thread; move-only; released
 // by its destructor or reset(), on any thread (from another thread the
 // release reaches the hub as a post). A hub that has stopped ignores it.
-class keepalive {
+class MOSS_API keepalive {
  public:
   keepalive() noexcept = default;
   keepalive(keepalive&& o) noexcept : h_(std::exchange(o.h_, nullptr)) {}
@@ -84,7 +87,7 @@ class keepalive {
   hub* h_ = nullptr;
 };
 
-class hub {
+class MOSS_API hub {
  public:
   // current() is this thread's hub, created on first use. Throws moss::error
   // while the thread is exiting (its hub is gone).
@@ -124,21 +127,27 @@ class hub {
   // Must be called on the hub's thread.
   std::size_t task_count() const noexcept;
 
-  // core() is the hub's internals; must be called on the hub's thread while
-  // the hub runs.
-  detail::hub_core& core() noexcept { return *core_; }
-
-  // post() queues a node (for the library's layers); `what` names the
-  // caller in the error thrown when the hub has stopped.
-  void post(std::unique_ptr<detail::posted> n, const char* what);
 
  private:
   friend class detail::hub_core;
   friend class detail::inbox;
+  friend struct detail::hub_access;
   friend class keepalive;
+  // post() queues a node (call_threadsafe, and the library's layers through
+  // detail::hub_access); `what` names the caller in the error thrown when
+  // the hub has stopped.
+  void post(std::unique_ptr<detail::posted> n, const char* what);
   hub(detail::hub_core& core, detail::inbox& box) noexcept : core_(&core), inbox_(box) {}
   detail::hub_core* core_;  // null once stopped; read only on the hub's thread
   detail::inbox& inbox_;
 };
+
+namespace detail {
+// hub_access posts a node to a hub for the library's layers and templates
+// (spawn_threadsafe); hub::post() itself is private.
+struct hub_access {
+  static void post(moss::hub& h, std::unique_ptr<posted> n, const char* what) { h.post(std::move(n), what); }
+};
+}  // namespace detail
 
 }  // namespace moss

@@ -54,6 +54,8 @@
 // Fds numbered 2^24 and above pass through.
 #pragma once
 
+#include <moss/detail/export.hpp>
+
 #include <moss/detail/timer.hpp>
 
 #include <chrono>
@@ -71,23 +73,23 @@ using clock = std::chrono::steady_clock;
 
 // cooperative() is true when a call made here would park instead of
 // blocking: in a greenlet other than the hub's, on a thread with a hub.
-bool cooperative() noexcept;
+MOSS_API bool cooperative() noexcept;
 
 // wait_readable() waits until fd is readable (or at end of file, hung up or
 // in error: a read would not block). Returns 0, or -1 with errno ETIMEDOUT
 // (the timeout passed), EBADF (fd is not open, or was closed while waiting).
 // A regular file is always ready. A negative timeout checks once; a huge
 // one waits forever.
-int wait_readable(int fd);
-int wait_readable(int fd, clock::time_point deadline);
+MOSS_API int wait_readable(int fd);
+MOSS_API int wait_readable(int fd, clock::time_point deadline);
 template <class Rep, class Period>
 int wait_readable(int fd, std::chrono::duration<Rep, Period> timeout) {
   return wait_readable(fd, detail::deadline_after(timeout));
 }
 
 // wait_writable() is wait_readable() for output.
-int wait_writable(int fd);
-int wait_writable(int fd, clock::time_point deadline);
+MOSS_API int wait_writable(int fd);
+MOSS_API int wait_writable(int fd, clock::time_point deadline);
 template <class Rep, class Period>
 int wait_writable(int fd, std::chrono::duration<Rep, Period> timeout) {
   return wait_writable(fd, detail::deadline_after(timeout));
@@ -99,28 +101,28 @@ int wait_writable(int fd, std::chrono::duration<Rep, Period> timeout) {
 // before it returns (less only on error or timeout), and recv with
 // MSG_WAITALL fills the buffer on a stream socket. MSG_DONTWAIT in flags
 // never parks. Only sendfile's out_fd is waited on.
-ssize_t read(int fd, void* buf, std::size_t count);
-ssize_t write(int fd, const void* buf, std::size_t count);
-ssize_t readv(int fd, const iovec* iov, int iovcnt);
-ssize_t writev(int fd, const iovec* iov, int iovcnt);
-ssize_t recv(int fd, void* buf, std::size_t len, int flags);
-ssize_t send(int fd, const void* buf, std::size_t len, int flags);
-ssize_t recvfrom(int fd, void* buf, std::size_t len, int flags, sockaddr* src, socklen_t* addrlen);
-ssize_t sendto(int fd, const void* buf, std::size_t len, int flags, const sockaddr* dest, socklen_t addrlen);
-ssize_t recvmsg(int fd, msghdr* msg, int flags);
-ssize_t sendmsg(int fd, const msghdr* msg, int flags);
-int recvmmsg(int fd, mmsghdr* msgvec, unsigned int vlen, int flags, timespec* timeout);
-int sendmmsg(int fd, mmsghdr* msgvec, unsigned int vlen, int flags);
-ssize_t sendfile(int out_fd, int in_fd, off_t* offset, std::size_t count);
+MOSS_API ssize_t read(int fd, void* buf, std::size_t count);
+MOSS_API ssize_t write(int fd, const void* buf, std::size_t count);
+MOSS_API ssize_t readv(int fd, const iovec* iov, int iovcnt);
+MOSS_API ssize_t writev(int fd, const iovec* iov, int iovcnt);
+MOSS_API ssize_t recv(int fd, void* buf, std::size_t len, int flags);
+MOSS_API ssize_t send(int fd, const void* buf, std::size_t len, int flags);
+MOSS_API ssize_t recvfrom(int fd, void* buf, std::size_t len, int flags, sockaddr* src, socklen_t* addrlen);
+MOSS_API ssize_t sendto(int fd, const void* buf, std::size_t len, int flags, const sockaddr* dest, socklen_t addrlen);
+MOSS_API ssize_t recvmsg(int fd, msghdr* msg, int flags);
+MOSS_API ssize_t sendmsg(int fd, const msghdr* msg, int flags);
+MOSS_API int recvmmsg(int fd, mmsghdr* msgvec, unsigned int vlen, int flags, timespec* timeout);
+MOSS_API int sendmmsg(int fd, mmsghdr* msgvec, unsigned int vlen, int flags);
+MOSS_API ssize_t sendfile(int out_fd, int in_fd, off_t* offset, std::size_t count);
 
 // Connections: accept(2), accept4(2), connect(2). connect() with a timeout
 // gives up with ETIMEDOUT after it (the kernel may still complete the
 // attempt: close the socket); without one it waits as long as SO_SNDTIMEO
 // says (then EINPROGRESS), or forever.
-int accept(int fd, sockaddr* addr, socklen_t* addrlen);
-int accept4(int fd, sockaddr* addr, socklen_t* addrlen, int flags);
-int connect(int fd, const sockaddr* addr, socklen_t addrlen);
-int connect(int fd, const sockaddr* addr, socklen_t addrlen, clock::time_point deadline);
+MOSS_API int accept(int fd, sockaddr* addr, socklen_t* addrlen);
+MOSS_API int accept4(int fd, sockaddr* addr, socklen_t* addrlen, int flags);
+MOSS_API int connect(int fd, const sockaddr* addr, socklen_t addrlen);
+MOSS_API int connect(int fd, const sockaddr* addr, socklen_t addrlen, clock::time_point deadline);
 template <class Rep, class Period>
 int connect(int fd, const sockaddr* addr, socklen_t addrlen, std::chrono::duration<Rep, Period> timeout) {
   return connect(fd, addr, addrlen, detail::deadline_after(timeout));
@@ -132,39 +134,37 @@ int connect(int fd, const sockaddr* addr, socklen_t addrlen, std::chrono::durati
 // real zero-timeout poll), but the wait itself is woken by input, output,
 // hang-up and error only: a fd polled for POLLPRI alone is seen only when
 // something else wakes the poll, or at its timeout.
-int poll(pollfd* fds, nfds_t nfds, int timeout_ms);
-int poll(pollfd* fds, nfds_t nfds, clock::time_point deadline);
+MOSS_API int poll(pollfd* fds, nfds_t nfds, int timeout_ms);
+MOSS_API int poll(pollfd* fds, nfds_t nfds, clock::time_point deadline);
 
 // Making and closing fds: socket(2), socketpair(2), pipe(2), pipe2(2),
 // dup(2), dup2(2), dup3(2), close(2). They never park; they keep what moss
 // knows about fds right (a new fd is recorded, a closed one forgotten and
 // its waiters woken with EBADF).
-int socket(int domain, int type, int protocol);
-int socketpair(int domain, int type, int protocol, int sv[2]);
-int pipe(int fds[2]);
-int pipe2(int fds[2], int flags);
-int dup(int oldfd);
-int dup2(int oldfd, int newfd);
-int dup3(int oldfd, int newfd, int flags);
-int close(int fd);
+MOSS_API int socket(int domain, int type, int protocol);
+MOSS_API int socketpair(int domain, int type, int protocol, int sv[2]);
+MOSS_API int pipe(int fds[2]);
+MOSS_API int pipe2(int fds[2], int flags);
+MOSS_API int dup(int oldfd);
+MOSS_API int dup2(int oldfd, int newfd);
+MOSS_API int dup3(int oldfd, int newfd, int flags);
+MOSS_API int close(int fd);
 
 // For code that changes fds behind moss's back (the interposition layer
 // above all). Any thread; none of them makes a system call on fd.
 //
 // notify_close() must be called before fd is closed or replaced (close,
 // dup2/dup3 onto it): greenlets waiting on fd, on any hub, wake with EBADF,
-// fd leaves epoll, and a later fd with the same number starts afresh. Not
-// async-signal-safe.
-void notify_close(int fd) noexcept;
-// forget() drops what is known about fd, like notify_close(), for a fd
-// that was closed or replaced without it, or that was just created.
-void forget(int fd) noexcept;
+// fd leaves epoll, and a later fd with the same number starts afresh. Call
+// it too for a fd that was just created by a call moss did not see (the
+// number may be one moss still knows from before). Not async-signal-safe.
+MOSS_API void notify_close(int fd) noexcept;
 // note_nonblocking() reports that O_NONBLOCK was set (on) or cleared on
 // fd's file description, by fcntl(F_SETFL) or ioctl(FIONBIO).
-void note_nonblocking(int fd, bool on) noexcept;
+MOSS_API void note_nonblocking(int fd, bool on) noexcept;
 // note_timeout() reports setsockopt(fd, SOL_SOCKET, optname, &tv) for
 // optname SO_RCVTIMEO or SO_SNDTIMEO (others are ignored); a zero tv
 // means no timeout.
-void note_timeout(int fd, int optname, const timeval& tv) noexcept;
+MOSS_API void note_timeout(int fd, int optname, const timeval& tv) noexcept;
 
 }  // namespace moss::io

@@ -10,6 +10,8 @@
 // mutex belongs to one thread's hub.
 #pragma once
 
+#include <moss/detail/export.hpp>
+
 #include <moss/detail/greenlet_impl.hpp>
 #include <moss/detail/timer.hpp>
 #include <moss/detail/waiter.hpp>
@@ -19,7 +21,7 @@
 
 namespace moss {
 
-class mutex {
+class MOSS_API mutex {
  public:
   mutex() = default;
   ~mutex();

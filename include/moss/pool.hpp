@@ -15,6 +15,8 @@
 // spawn cannot take it first.
 #pragma once
 
+#include <moss/detail/export.hpp>
+
 #include <moss/detail/task_base.hpp>
 #include <moss/detail/waiter.hpp>
 #include <moss/group.hpp>
@@ -141,7 +143,7 @@ using imap_unordered_range = detail::lazy_range<detail::imap_unordered_state<F, 
 template <class F, class Arg>
 using imap_range = detail::lazy_range<detail::imap_state<F, Arg>>;
 
-class pool : public group {
+class MOSS_API pool : public group {
  public:
   // pool(size) allows size members at once; size must be at least 1.
   explicit pool(std::size_t size);

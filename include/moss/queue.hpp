@@ -16,6 +16,8 @@
 // A queue belongs to one thread's hub.
 #pragma once
 
+#include <moss/detail/export.hpp>
+
 #include <moss/detail/handoff.hpp>
 #include <moss/detail/timer.hpp>
 #include <moss/detail/waiter.hpp>
@@ -33,7 +35,7 @@
 namespace moss {
 
 // queue_closed is thrown by get() on a queue that is closed and empty.
-class queue_closed : public error {
+class MOSS_API queue_closed : public error {
  public:
   queue_closed() : error("moss: get from a closed and empty queue") {}
   using error::error;

@@ -3,6 +3,8 @@
 // lock guards, like moss::mutex; FIFO hand-off between greenlets.
 #pragma once
 
+#include <moss/detail/export.hpp>
+
 #include <moss/mutex.hpp>
 
 #include <chrono>
@@ -10,7 +12,7 @@
 
 namespace moss {
 
-class recursive_mutex {
+class MOSS_API recursive_mutex {
  public:
   recursive_mutex() = default;
   recursive_mutex(const recursive_mutex&) = delete;

@@ -8,6 +8,8 @@
 // spawned function's type, which names the enclosing function of a lambda).
 #pragma once
 
+#include <moss/detail/export.hpp>
+
 #include <string>
 
 namespace moss {
@@ -15,7 +17,7 @@ namespace moss {
 // format_run_info() describes the thread's main greenlet, its hub, every
 // unfinished task and the calling greenlet. Raw greenlets (moss::greenlet)
 // are not registered anywhere, so only the calling one is listed.
-std::string format_run_info();
+MOSS_API std::string format_run_info();
 
 // dump_greenlets() writes to fd every greenlet of every hub of the process:
 // for each hub its thread, then one line per greenlet as format_run_info
@@ -29,6 +31,6 @@ std::string format_run_info();
 // answering). It must not be called from a signal handler: set
 // MOSS_DUMP_SIGNAL=SIGUSR1 (or another signal) to have moss dump on stderr
 // when that signal arrives.
-void dump_greenlets(int fd);
+MOSS_API void dump_greenlets(int fd);
 
 }  // namespace moss

@@ -9,6 +9,8 @@
 // take it first. A semaphore belongs to one thread's hub.
 #pragma once
 
+#include <moss/detail/export.hpp>
+
 #include <moss/detail/timer.hpp>
 #include <moss/detail/waiter.hpp>
 
@@ -18,7 +20,7 @@
 
 namespace moss {
 
-class semaphore {
+class MOSS_API semaphore {
  public:
   // semaphore() starts with value permits.
   explicit semaphore(std::size_t value = 1) noexcept : value_(value) {}
@@ -69,7 +71,7 @@ class semaphore {
 
 // bounded_semaphore: a semaphore whose release() throws moss::error when it
 // would raise the value above the initial one (a release without acquire).
-class bounded_semaphore : public semaphore {
+class MOSS_API bounded_semaphore : public semaphore {
  public:
   explicit bounded_semaphore(std::size_t value = 1) noexcept : semaphore(value, value) {}
   // bound() is the initial value, which release() may not exceed.

@@ -9,6 +9,8 @@
 // waits for signals rather than report loop_exit.
 #pragma once
 
+#include <moss/detail/export.hpp>
+
 #include <csignal>  // SIGINT, SIGTERM...: what callers pass
 #include <functional>
 #include <memory>
@@ -20,9 +22,10 @@ namespace moss {
 namespace detail {
 
 struct signal_registration;
+struct signal_access;
 
 // signal_fn: a handler, called once per delivery (it may be move-only).
-class signal_fn {
+class MOSS_API signal_fn {
  public:
   virtual ~signal_fn() = default;
   virtual void call() = 0;
@@ -39,8 +42,8 @@ class signal_fn_of final : public signal_fn {
   F f_;
 };
 
-signal_registration* add_signal_handler(int signum, std::shared_ptr<signal_fn> fn);
-void remove_signal_handler(signal_registration* r) noexcept;
+MOSS_API signal_registration* add_signal_handler(int signum, std::shared_ptr<signal_fn> fn);
+MOSS_API void remove_signal_handler(signal_registration* r) noexcept;
 
 }  // namespace detail
 
@@ -68,11 +71,18 @@ class [[nodiscard]] signal_handle {
   }
   bool active() const noexcept { return r_ != nullptr; }
 
-  explicit signal_handle(detail::signal_registration* r) noexcept : r_(r) {}
-
  private:
+  friend struct detail::signal_access;
+  explicit signal_handle(detail::signal_registration* r) noexcept : r_(r) {}
   detail::signal_registration* r_ = nullptr;
 };
+
+namespace detail {
+// signal_access wraps a registration in its handle (signal_handler()).
+struct signal_access {
+  static signal_handle handle(signal_registration* r) noexcept { return signal_handle(r); }
+};
+}  // namespace detail
 
 // signal_handler() arranges for f() to run in a new task on this thread's
 // hub each time signal signum arrives (deliveries that arrive together may
@@ -83,7 +93,7 @@ class [[nodiscard]] signal_handle {
 template <class F>
   requires std::is_invocable_v<std::decay_t<F>&>
 signal_handle signal_handler(int signum, F&& f) {
-  return signal_handle(
+  return detail::signal_access::handle(
       detail::add_signal_handler(signum, std::make_shared<detail::signal_fn_of<std::decay_t<F>>>(std::forward<F>(f))));
 }
 

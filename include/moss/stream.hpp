@@ -34,6 +34,8 @@
 // thread that made them, like any greenlet.
 #pragma once
 
+#include <moss/detail/export.hpp>
+
 #include <moss/error.hpp>
 #include <moss/group.hpp>
 
@@ -53,7 +55,7 @@
 namespace moss {
 
 // stream_error: the base of the stream errors below.
-class stream_error : public error {
+class MOSS_API stream_error : public error {
  public:
   using error::error;
 };
@@ -61,7 +63,7 @@ class stream_error : public error {
 // incomplete_read_error: end of file came before read_exactly() had its n
 // bytes or read_until() its delimiter. partial() holds the bytes read (they
 // are consumed); expected() is n, or npos for read_until.
-class incomplete_read_error : public stream_error {
+class MOSS_API incomplete_read_error : public stream_error {
  public:
   static constexpr std::size_t npos = static_cast<std::size_t>(-1);
   incomplete_read_error(const std::string& what, std::string partial, std::size_t expected)
@@ -78,7 +80,7 @@ class incomplete_read_error : public stream_error {
 // the first max bytes. Nothing is consumed: the bytes stay buffered
 // (buffered() of them), so the caller may read them, or drop the line with
 // skip_until().
-class limit_overrun_error : public stream_error {
+class MOSS_API limit_overrun_error : public stream_error {
  public:
   limit_overrun_error(const std::string& what, std::size_t buffered) : stream_error(what), buffered_(buffered) {}
   std::size_t buffered() const noexcept { return buffered_; }
@@ -92,7 +94,7 @@ class limit_overrun_error : public stream_error {
 // listener::accept(), or from any socket or pipe fd. Reads are buffered;
 // writes go straight out. Not for two greenlets reading (or two writing) at
 // once; one reader and one writer are fine.
-class stream {
+class MOSS_API stream {
  public:
   // The read limit when none is given: 64 KiB (asyncio's default).
   static constexpr std::size_t default_limit = 64 * 1024;
@@ -169,7 +171,7 @@ class stream {
 };
 
 // listener: a listening TCP socket, which it owns.
-class listener {
+class MOSS_API listener {
  public:
   listener() noexcept = default;
   // listener(fd) adopts a socket already bound and listening.
@@ -208,7 +210,7 @@ class listener {
 // moss::dns::error if host does not resolve, moss::error for a port outside
 // 0..65535 or a backlog < 1.
 [[nodiscard("dropping the listener closes it at once: keep it in a variable")]]
-listener listen_tcp(const std::string& host, int port, int backlog = SOMAXCONN);
+MOSS_API listener listen_tcp(const std::string& host, int port, int backlog = SOMAXCONN);
 
 // connect_tcp() connects to host:port: host is looked up with moss::dns and
 // each address is tried in turn (the order getaddrinfo gives) until one
@@ -218,9 +220,9 @@ listener listen_tcp(const std::string& host, int port, int backlog = SOMAXCONN);
 // whole attempt (lookup included) gives up with moss::timeout_error naming
 // host:port after it.
 [[nodiscard("dropping the stream closes the connection at once: keep it in a variable")]]
-stream connect_tcp(const std::string& host, int port);
+MOSS_API stream connect_tcp(const std::string& host, int port);
 [[nodiscard("dropping the stream closes the connection at once: keep it in a variable")]]
-stream connect_tcp(const std::string& host, int port, std::chrono::steady_clock::duration timeout);
+MOSS_API stream connect_tcp(const std::string& host, int port, std::chrono::steady_clock::duration timeout);
 
 // connection_handler: what serve() runs for each connection.
 using connection_handler = std::function<void(stream&)>;
@@ -238,7 +240,7 @@ using connection_handler = std::function<void(stream&)>;
 // the task running serve() stops the whole server. With a group, the
 // connection tasks are spawned into it and outlive serve(), so the caller
 // can give them a grace period (group.join(5s), then group.kill()).
-void serve(listener& l, connection_handler handler);
-void serve(listener& l, connection_handler handler, group& connections);
+MOSS_API void serve(listener& l, connection_handler handler);
+MOSS_API void serve(listener& l, connection_handler handler, group& connections);
 
 }  // namespace moss

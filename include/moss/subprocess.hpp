@@ -32,6 +32,8 @@
 // and a message naming the program.
 #pragma once
 
+#include <moss/detail/export.hpp>
+
 #include <moss/detail/timer.hpp>
 
 #include <chrono>
@@ -73,9 +75,9 @@ class subprocess;
 // the parent's). argv[0] without a '/' is looked up on the parent's PATH.
 // The result must be kept: dropping it kills the child at once.
 [[nodiscard("dropping the subprocess kills the child at once: keep it in a variable")]]
-subprocess spawn_process(const std::vector<std::string>& argv, const process_options& opts = {});
+MOSS_API subprocess spawn_process(const std::vector<std::string>& argv, const process_options& opts = {});
 
-class subprocess {
+class MOSS_API subprocess {
  public:
   using clock = std::chrono::steady_clock;
 
@@ -154,6 +156,6 @@ struct process_result {
 // (opts.out and opts.err are taken as stdio::pipe; stdin is opts.in, never
 // a pipe: stdio::pipe there means /dev/null). Interrupted, it kills and
 // reaps the child.
-[[nodiscard]] process_result run_process(const std::vector<std::string>& argv, process_options opts = {});
+[[nodiscard]] MOSS_API process_result run_process(const std::vector<std::string>& argv, process_options opts = {});
 
 }  // namespace moss

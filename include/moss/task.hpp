@@ -9,6 +9,8 @@
 // completion whether or not a handle is kept.
 #pragma once
 
+#include <moss/detail/export.hpp>
+
 #include <moss/detail/task_base.hpp>
 #include <moss/error.hpp>
 
@@ -23,6 +25,10 @@
 #include <vector>
 
 namespace moss {
+
+namespace detail {
+struct task_access;
+}
 
 // task_ref is a handle to a task of any result type: what all_tasks(),
 // killall() and the composition functions deal in. Every task<R> is a
@@ -41,11 +47,6 @@ class task_ref {
   ~task_ref() {
     if (s_ != nullptr) s_->unref();
   }
-  // For the library's layers: adopt a task (takes a reference).
-  explicit task_ref(detail::task_base* s) noexcept : s_(s) {
-    if (s_ != nullptr) s_->ref();
-  }
-
   // join() waits until the task has finished (successfully or not) and its
   // done callbacks have run.
   void join() const { base().join(); }
@@ -84,6 +85,12 @@ class task_ref {
   detail::task_base* base_ptr() const noexcept { return s_; }
 
  protected:
+  friend struct detail::task_access;
+  // task_ref(s) adopts a task (takes a reference); see detail::task_access.
+  explicit task_ref(detail::task_base* s) noexcept : s_(s) {
+    if (s_ != nullptr) s_->ref();
+  }
+
   detail::task_base& base() const {
     if (s_ == nullptr) throw moss::error("moss: empty task handle");
     return *s_;
@@ -97,8 +104,6 @@ class task : public task_ref {
   using value_type = R;
 
   task() noexcept = default;
-  // For the library's layers: adopt a state (takes a reference).
-  explicit task(detail::task_state<R>* s) noexcept : task_ref(s) {}
 
   // get() waits, then returns the value or rethrows the task's exception
   // (moss::greenlet_exit if it was killed). Inside the task's own done
@@ -152,17 +157,33 @@ class task : public task_ref {
     F f;
   };
 
+  friend struct detail::task_access;
+  // task(s) adopts a state (takes a reference); see detail::task_access.
+  explicit task(detail::task_state<R>* s) noexcept : task_ref(s) {}
+
   detail::task_state<R>& state() const { return static_cast<detail::task_state<R>&>(base()); }
 };
 
+namespace detail {
+// task_access makes handles from control blocks, taking a reference: for the
+// library's layers and templates. Programs get their handles from spawn().
+struct task_access {
+  static task_ref adopt(task_base* s) noexcept { return task_ref(s); }
+  template <class R>
+  static task<R> adopt_task(task_state<R>* s) noexcept {
+    return task<R>(s);
+  }
+};
+}  // namespace detail
+
 // all_tasks() returns every task of this thread's hub that has not finished
 // (asyncio.all_tasks), newest first.
-std::vector<task_ref> all_tasks();
+MOSS_API std::vector<task_ref> all_tasks();
 
 // current_task() is the task running now (asyncio.current_task, gevent's
 // getcurrent() in a Greenlet), or an empty task_ref when the caller is not a
 // task (a thread's main greenlet, a raw greenlet, the hub).
-task_ref current_task() noexcept;
+MOSS_API task_ref current_task() noexcept;
 
 namespace detail {
 
@@ -174,7 +195,7 @@ task<spawn_result_t<F, Args...>> spawn_at(const spawn_options& o, time_point sta
   using R = spawn_result_t<F, Args...>;
   auto* s = new task_fn<R, std::decay_t<F>, std::decay_t<Args>...>(std::forward<F>(f), std::forward<Args>(args)...);
   launch(s, o, start);
-  return task<R>(s);
+  return task_access::adopt_task<R>(s);
 }
 
 }  // namespace detail
@@ -203,7 +224,7 @@ auto spawn_later(std::chrono::duration<Rep, Period> delay, F&& f, Args&&... args
 }
 
 namespace detail {
-class run_scope {
+class MOSS_API run_scope {
  public:
   run_scope();
   ~run_scope();

@@ -18,6 +18,7 @@
 // Members may spawn more members. A group belongs to the thread that made it.
 #pragma once
 
+#include <moss/detail/export.hpp>
 #include <moss/detail/intrusive_list.hpp>
 #include <moss/detail/task_base.hpp>
 #include <moss/detail/waiter.hpp>
@@ -31,7 +32,7 @@
 
 namespace moss {
 
-class task_group {
+class MOSS_API task_group {
  public:
   task_group();
   // ~task_group() kills the members still running and waits until they have

@@ -17,6 +17,8 @@
 // destructor must not block.
 #pragma once
 
+#include <moss/detail/export.hpp>
+
 #include <moss/detail/greenlet_impl.hpp>
 #include <moss/error.hpp>
 
@@ -32,7 +34,9 @@ namespace moss {
 
 namespace detail {
 
-inline std::atomic<std::uint64_t> next_local_key{1};
+// next_local_key hands out task_local keys, one counter for the library and
+// every program and shared object using it (hence exported).
+MOSS_API inline std::atomic<std::uint64_t> next_local_key{1};
 
 // find_local() returns g's value for key, or null.
 inline void* find_local(const greenlet_impl* g, std::uint64_t key) noexcept {

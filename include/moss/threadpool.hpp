@@ -9,6 +9,7 @@
 // A child made by fork() starts with an empty pool of the same size.
 #pragma once
 
+#include <moss/detail/export.hpp>
 #include <moss/detail/stored_call.hpp>
 #include <moss/hub.hpp>
 
@@ -28,11 +29,11 @@ namespace threadpool {
 // size() is how many threads the pool may run at once: MOSS_THREADPOOL_SIZE
 // if set (read once, on the pool's first use), else the larger of 4 and the
 // number of cores. Throws moss::error for a malformed MOSS_THREADPOOL_SIZE.
-std::size_t size();
+MOSS_API std::size_t size();
 
 // set_size() changes that limit; n must be from 1 to 1024. Idle threads
 // above the new limit exit; busy ones finish their job first.
-void set_size(std::size_t n);
+MOSS_API void set_size(std::size_t n);
 
 }  // namespace threadpool
 
@@ -44,7 +45,7 @@ class waiter;
 // it and the pool thread that runs it (hence the atomic count). The fields
 // below are the pool's (lib/thread/threadpool.cpp); `waiter_` is only touched on
 // the caller's hub thread.
-class pool_job {
+class MOSS_API pool_job {
  public:
   pool_job() noexcept = default;
   pool_job(const pool_job&) = delete;
@@ -71,10 +72,7 @@ class pool_job {
 // If the waiting greenlet is killed (or times out) before j starts, j is
 // dropped; once j runs, the kill takes effect when it returns, because the
 // function may use the caller's stack.
-void await_job(pool_job& j);
-
-// parse_pool_size() reads a MOSS_THREADPOOL_SIZE value (exposed for tests).
-std::size_t parse_pool_size(const char* text);
+MOSS_API void await_job(pool_job& j);
 
 template <class R, class F, class... Args>
 class pool_job_fn final : public pool_job {

@@ -80,7 +80,7 @@ template <class F, class... Args>
 auto spawn_threadsafe(moss::hub& h, F&& f, Args&&... args) {
   using R = std::decay_t<std::invoke_result_t<std::decay_t<F>, std::decay_t<Args>...>>;
   async_result<R> r;
-  h.post(std::make_unique<detail::posted_spawn<R, std::decay_t<F>, std::decay_t<Args>...>>(
+  detail::hub_access::post(h, std::make_unique<detail::posted_spawn<R, std::decay_t<F>, std::decay_t<Args>...>>(
              r, std::forward<F>(f), std::forward<Args>(args)...),
          "spawn_threadsafe");
   return r;

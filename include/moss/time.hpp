@@ -1,6 +1,8 @@
 // time.hpp: sleeping and yielding cooperatively.
 #pragma once
 
+#include <moss/detail/export.hpp>
+
 #include <moss/detail/timer.hpp>
 
 #include <chrono>
@@ -9,10 +11,10 @@ namespace moss {
 
 // yield() lets every other ready greenlet run once, then continues
 // (gevent.sleep(0)). Throws greenlet_exit if the caller was killed.
-void yield();
+MOSS_API void yield();
 
 namespace detail {
-void sleep_until(time_point deadline);
+MOSS_API void sleep_until(time_point deadline);
 }
 
 // sleep() suspends the calling greenlet for d while the hub runs others.

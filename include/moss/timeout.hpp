@@ -14,6 +14,8 @@
 // its own timeout_error, whose source() says which one fired.
 #pragma once
 
+#include <moss/detail/export.hpp>
+
 #include <moss/detail/greenlet_impl.hpp>
 #include <moss/detail/timer.hpp>
 #include <moss/error.hpp>
@@ -27,7 +29,7 @@
 
 namespace moss {
 
-class timeout {
+class MOSS_API timeout {
  public:
   // timeout(d) starts counting now. A zero or negative d has already expired.
   // Both constructors are [[nodiscard]]: `moss::timeout(50ms);` would make a
@@ -71,7 +73,7 @@ class timeout {
 };
 
 namespace detail {
-[[noreturn]] void throw_with_timeout_expired(std::chrono::nanoseconds d);
+[[noreturn]] MOSS_API void throw_with_timeout_expired(std::chrono::nanoseconds d);
 }
 
 // with_timeout() runs f() in a task and waits at most d for it. On time it

@@ -30,6 +30,8 @@
 // task of its own while the call waits; those tasks are gone when it returns.
 #pragma once
 
+#include <moss/detail/export.hpp>
+
 #include <moss/detail/task_base.hpp>
 #include <moss/detail/waiter.hpp>
 #include <moss/error.hpp>
@@ -62,7 +64,7 @@ namespace detail {
 
 // completion_set: the tasks added to it, handed back in the order they
 // finish. Already finished tasks come first, in the order added.
-class completion_set {
+class MOSS_API completion_set {
  public:
   static constexpr std::size_t npos = static_cast<std::size_t>(-1);
 
@@ -99,13 +101,13 @@ class completion_set {
 };
 
 // The non-template cores. Each takes the tasks' control blocks.
-std::vector<std::size_t> joinall(const std::vector<task_base*>& ts, time_point deadline, bool raise_error);
-std::vector<char> wait(const std::vector<task_base*>& ts, int return_when, time_point deadline);
+MOSS_API std::vector<std::size_t> joinall(const std::vector<task_base*>& ts, time_point deadline, bool raise_error);
+MOSS_API std::vector<char> wait(const std::vector<task_base*>& ts, int return_when, time_point deadline);
 // gather_wait() waits until all finished, or until one failed if
 // stop_at_failure: then it rethrows that failure.
-void gather_wait(const std::vector<task_base*>& ts, bool stop_at_failure, const char* op);
-void killall(const std::vector<task_base*>& ts, bool block);
-[[noreturn]] void throw_as_completed_timeout(std::size_t remaining);
+MOSS_API void gather_wait(const std::vector<task_base*>& ts, bool stop_at_failure, const char* op);
+MOSS_API void killall(const std::vector<task_base*>& ts, bool block);
+[[noreturn]] MOSS_API void throw_as_completed_timeout(std::size_t remaining);
 
 // wait_item: one event or async_result as the non-template cores see it.
 struct wait_item {
@@ -118,7 +120,7 @@ struct wait_item {
 // complete already come first, in input order. Once the caller has to wait,
 // a task per pending item watches it; the destructor kills those still
 // watching.
-class item_completions {
+class MOSS_API item_completions {
  public:
   item_completions(std::vector<wait_item> items, const char* op);
   ~item_completions();
@@ -151,7 +153,7 @@ class item_completions {
   std::size_t taken_ = 0;
 };
 
-std::vector<char> wait_items(std::vector<wait_item> items, int return_when, time_point deadline);
+MOSS_API std::vector<char> wait_items(std::vector<wait_item> items, int return_when, time_point deadline);
 
 // Events are given by pointer (anything with is_set() and wait()), results
 // by handle (anything copyable with ready(), wait() and exception()), so

@@ -6,8 +6,8 @@
 #include "dns/resolver.hpp"
 #include "core/stack.hpp"
 #include "core/sys.hpp"
+#include "thread/threadpool.hpp"
 
-#include <moss/threadpool.hpp>
 
 #include <cstdlib>
 #include <cstring>

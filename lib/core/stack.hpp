@@ -37,8 +37,7 @@ std::size_t default_stack_size();
 // and what is accepted.
 std::size_t parse_stack_size(const char* text);
 
-// stacks_in_use() counts stacks handed out and not released (all threads).
-std::size_t stacks_in_use() noexcept;
+// stacks_in_use() is declared in <moss/detail/stack_area.hpp>.
 
 // guard_mode() says how guard pages are made: "madvise" or "mprotect".
 const char* guard_mode() noexcept;

@@ -973,8 +973,6 @@ int close(int fd) {
 
 void notify_close(int fd) noexcept { fd_table::closing(fd, true); }
 
-void forget(int fd) noexcept { fd_table::closing(fd, true); }
-
 void note_nonblocking(int fd, bool on) noexcept {
   std::uint32_t epoch = fd_table::bump_flags_epoch();
   if (fd_table* t = fd_table::current_if_any())

@@ -30,7 +30,7 @@ group::~group() {
 void group::insert(detail::task_base* t) {
   auto* m = new member;
   m->owner = this;
-  m->task = task_ref(t);
+  m->task = detail::task_access::adopt(t);
   members_.push_back(*m);
   ++size_;
   m->attach(*t);

@@ -353,7 +353,7 @@ namespace moss {
 task_ref current_task() noexcept {
   detail::thread_state* t = detail::this_thread_if_any();
   if (t == nullptr || t->current == nullptr || t->current->role_ != detail::greenlet_impl::role::task) return {};
-  return task_ref(static_cast<detail::task_base*>(t->current));
+  return detail::task_access::adopt(static_cast<detail::task_base*>(t->current));
 }
 
 error_handler set_error_handler(error_handler h) {
@@ -385,7 +385,7 @@ std::vector<task_ref> all_tasks() {
   if (h == nullptr) return r;
   r.reserve(h->tracked_count());
   for (detail::greenlet_impl* g = h->tasks().front(); g != nullptr; g = detail::hub_core::task_list::next(*g))
-    r.emplace_back(static_cast<detail::task_base*>(g));
+    r.push_back(detail::task_access::adopt(static_cast<detail::task_base*>(g)));
   return r;
 }
 

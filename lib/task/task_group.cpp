@@ -60,11 +60,11 @@ void task_group::adopt(detail::task_base* t) {
   try {
     m = new member;
   } catch (...) {
-    task_ref(t).kill(false);  // nobody would watch it
+    detail::task_access::adopt(t).kill(false);  // nobody would watch it
     throw;
   }
   m->group = this;
-  m->task = task_ref(t);
+  m->task = detail::task_access::adopt(t);
   members_.push_front(*m);
   ++running_;
   m->attach(*t);

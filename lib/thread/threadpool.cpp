@@ -14,6 +14,7 @@
 #include "core/config.hpp"
 #include "core/hub.hpp"
 #include "thread/native_thread.hpp"
+#include "thread/threadpool.hpp"
 #include "core/parse_count.hpp"
 
 #include <moss/detail/waiter.hpp>

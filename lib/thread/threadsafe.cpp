@@ -126,7 +126,7 @@ void inboxes_at_fork(fork_phase p) noexcept {
 
 bool post_to(moss::hub& h, std::unique_ptr<posted> n, const char* what) noexcept {
   try {
-    h.post(std::move(n), what);
+    hub_access::post(h, std::move(n), what);
     return true;
   } catch (...) {
     return false;  // stopped; the inbox deleted n

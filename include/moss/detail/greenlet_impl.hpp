@@ -4,6 +4,8 @@
 // moss::task.
 #pragma once
 
+#include <moss/detail/export.hpp>
+
 #include <moss/detail/context_state.hpp>
 #include <moss/detail/intrusive_list.hpp>
 #include <moss/detail/stack_area.hpp>
@@ -26,7 +28,7 @@ struct local_value {
   void (*destroy)(void*) noexcept;
 };
 
-class greenlet_impl {
+class MOSS_API greenlet_impl {
  public:
   enum class role : std::uint8_t { root, hub, raw, task };
   enum class state : std::uint8_t { fresh, active, dead };
@@ -85,25 +87,25 @@ class greenlet_impl {
 
 // destroy_locals() destroys g's task_local values, newest first; called when
 // its body has returned (on its own stack) and when the control block goes.
-void destroy_locals(greenlet_impl* g) noexcept;
+MOSS_API void destroy_locals(greenlet_impl* g) noexcept;
 
 // live_greenlets() counts control blocks alive in the process (leak checks).
-std::size_t live_greenlets() noexcept;
+MOSS_API std::size_t live_greenlets() noexcept;
 
 // current_impl() is the greenlet running on this thread (the root greenlet if
 // none was started). Never null.
-greenlet_impl* current_impl() noexcept;
+MOSS_API greenlet_impl* current_impl() noexcept;
 
 // switch_with() transfers control to g, delivering value (or error). Returns
 // the value delivered when control comes back to the caller, or throws the
 // exception delivered. Checks for misuse (dead, other thread).
-std::any switch_with(greenlet_impl* g, std::any value, std::exception_ptr error);
+MOSS_API std::any switch_with(greenlet_impl* g, std::any value, std::exception_ptr error);
 
 // resume() transfers control to g without a payload; used by the hub for
 // greenlets parked in a waiter. g must be on this thread and not dead.
-void resume(greenlet_impl* g);
+MOSS_API void resume(greenlet_impl* g);
 
 // set_parent() checks for cycles and other threads.
-void set_parent(greenlet_impl* g, greenlet_impl* parent);
+MOSS_API void set_parent(greenlet_impl* g, greenlet_impl* parent);
 
 }  // namespace moss::detail

@@ -2,6 +2,8 @@
 // (lib/core/stack.*). Knows nothing of greenlets.
 #pragma once
 
+#include <moss/detail/export.hpp>
+
 #include <cstddef>
 
 namespace moss::detail {
@@ -14,5 +16,10 @@ struct stack_area {
   std::size_t size = 0;
   unsigned valgrind_id = 0;
 };
+
+// stacks_in_use() counts stacks handed out and not released (all threads):
+// with live_greenlets() (greenlet_impl.hpp), what leak checks compare, also
+// in programs that link the shared library.
+MOSS_API std::size_t stacks_in_use() noexcept;
 
 }  // namespace moss::detail

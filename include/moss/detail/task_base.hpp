@@ -8,6 +8,8 @@
 // finished(): joiners and done_hooks are woken and the hub forgets it.
 #pragma once
 
+#include <moss/detail/export.hpp>
+
 #include <moss/detail/greenlet_impl.hpp>
 #include <moss/detail/intrusive_list.hpp>
 #include <moss/detail/stored_call.hpp>
@@ -43,7 +45,7 @@ class task_base;
 // as_completed, group). task_done() runs when the task finishes, on the
 // finishing greenlet (or on the killer's, for a task killed before it
 // started), and must not block. The hook detaches itself when destroyed.
-class done_hook {
+class MOSS_API done_hook {
  public:
   done_hook() noexcept = default;
   done_hook(const done_hook&) = delete;
@@ -67,20 +69,20 @@ class done_hook {
 };
 
 // done_callback: a user callback owned by the task (add_done_callback).
-class done_callback {
+class MOSS_API done_callback {
  public:
   virtual ~done_callback() = default;
   virtual void call(task_base& t) = 0;
 };
 
 // demangle() turns a type into a readable name ("main()::{lambda()#1}").
-std::string demangle(const std::type_info& type);
+MOSS_API std::string demangle(const std::type_info& type);
 
 // check_may_block() throws moss::error naming op when the caller is the hub
 // greenlet, before op has done anything it would have to undo.
-void check_may_block(const char* op);
+MOSS_API void check_may_block(const char* op);
 
-class task_base : public greenlet_impl {
+class MOSS_API task_base : public greenlet_impl {
  public:
   task_base() noexcept : greenlet_impl(role::task) {}
   // ~task_base() reports a failure nobody retrieved (moss/error_handler.hpp).
@@ -163,7 +165,7 @@ class task_base : public greenlet_impl {
 
 // launch() registers t with this thread's hub, gives it a stack and makes it
 // runnable at start_at. On failure t is deleted and the exception rethrown.
-void launch(task_base* t, const spawn_options& o, time_point start_at);
+MOSS_API void launch(task_base* t, const spawn_options& o, time_point start_at);
 
 template <class R>
 class task_state : public task_base {

@@ -2,6 +2,8 @@
 // it (a waiter, a task waiting to start), so arming a timer never allocates.
 #pragma once
 
+#include <moss/detail/export.hpp>
+
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -23,7 +25,7 @@ time_point deadline_after(std::chrono::duration<Rep, Period> d) noexcept {
   return now + std::chrono::ceil<std::chrono::nanoseconds>(d);
 }
 
-class timer {
+class MOSS_API timer {
  public:
   static constexpr std::size_t not_armed = static_cast<std::size_t>(-1);
   // fire() runs on the hub greenlet when the deadline passes; it must not block.

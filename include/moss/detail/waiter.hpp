@@ -4,6 +4,8 @@
 // wait that ends by timeout or exception leaves nothing behind.
 #pragma once
 
+#include <moss/detail/export.hpp>
+
 #include <moss/detail/greenlet_impl.hpp>
 #include <moss/detail/intrusive_list.hpp>
 #include <moss/detail/timer.hpp>
@@ -12,7 +14,7 @@ namespace moss::detail {
 
 class waiter_list;
 
-class waiter {
+class MOSS_API waiter {
  public:
   // waiter() prepares a wait for the current greenlet.
   waiter();
@@ -73,7 +75,7 @@ class waiter {
 };
 
 // waiter_list: an intrusive FIFO of waiters.
-class waiter_list {
+class MOSS_API waiter_list {
  public:
   waiter_list() = default;
   waiter_list(const waiter_list&) = delete;
@@ -102,6 +104,6 @@ class waiter_list {
 bool wait_published(waiter*& slot, const char* what, time_point deadline);
 
 // interrupt() raises e in g at its next resume, waking it if it waits.
-void interrupt(greenlet_impl* g, std::exception_ptr e) noexcept;
+MOSS_API void interrupt(greenlet_impl* g, std::exception_ptr e) noexcept;
 
 }  // namespace moss::detail
