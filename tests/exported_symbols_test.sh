@@ -19,7 +19,7 @@ cxxfilt=${CXXFILT:-c++filt}
 allowed_c=''   # extern "C" names libmoss may export, separated by '|'
 
 # moss::detail names that public inline code and templates reach.
-allowed_detail='moss::detail::(greenlet_impl|task_base|waiter|waiter_list|done_hook|done_callback|timer|completion_set|item_completions|async_state_base|result_callback|posted|posted_call|signal_fn|signal_registration|pool_job|run_scope)(::|$| )'
+allowed_detail='moss::detail::(greenlet_impl|task_base|waiter|waiter_list|done_hook|done_callback|timer|completion_set|item_completions|wait_item|async_state_base|result_callback|posted|posted_call|signal_fn|signal_registration|pool_job|run_scope)(::|$| )'
 allowed_detail+='|moss::detail::(destroy_locals|live_greenlets|stacks_in_use|current_impl|switch_with|resume|set_parent|demangle|check_may_block|launch|interrupt|sleep_until|await_job|add_signal_handler|remove_signal_handler|joinall|wait|wait_items|gather_wait|killall|throw_as_completed_timeout|throw_with_timeout_expired|next_local_key)(\(|\[|$| )'
 
 raw=$("$nm" -D --defined-only "$lib" | awk '{print $3}')
