@@ -80,6 +80,7 @@ class channel {
     senders_.wake_all();
     receivers_.wake_all();
   }
+  /// closed() is true once close() has been called.
   bool closed() const noexcept { return closed_; }
   ///@}
 

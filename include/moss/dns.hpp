@@ -52,6 +52,7 @@ namespace moss::dns {
 /// (EAI_NONAME, EAI_AGAIN, EAI_NODATA, EAI_FAMILY, EAI_SERVICE, ...). The list
 /// is laid out as glibc lays out its own, so ::freeaddrinfo frees it too.
 int getaddrinfo(const char* node, const char* service, const addrinfo* hints, addrinfo** res);
+/// freeaddrinfo() frees a list from getaddrinfo() (::freeaddrinfo does too).
 void freeaddrinfo(addrinfo* res) noexcept;
 ///@}
 

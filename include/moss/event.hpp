@@ -29,6 +29,7 @@ class event {
   ///@{
   /// clear() resets the flag; later wait() calls block again.
   void clear() noexcept { set_ = false; }
+  /// is_set() is the flag.
   bool is_set() const noexcept { return set_; }
   ///@}
 

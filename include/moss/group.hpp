@@ -51,6 +51,7 @@ class group {
   ///@{
   /// discard() stops tracking t without affecting it.
   void discard(const task_ref& t) noexcept;
+  /// contains() is true when t is a member.
   bool contains(const task_ref& t) const noexcept;
   ///@}
 

@@ -80,6 +80,7 @@ class keepalive {
   ///@{
   /// reset() releases the promise now.
   void reset() noexcept;
+  /// A keepalive is true while it holds a promise.
   explicit operator bool() const noexcept { return h_ != nullptr; }
   ///@}
 

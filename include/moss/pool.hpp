@@ -154,6 +154,7 @@ class pool : public group {
   ///@{
   /// free_count() is how many tasks could be spawned now without waiting.
   std::size_t free_count() const noexcept { return slots_.value(); }
+  /// full() is true when spawn() would wait.
   bool full() const noexcept { return free_count() == 0; }
   ///@}
 

@@ -21,7 +21,9 @@ class recursive_mutex {
   ///@{
   /// lock() takes the lock or, for its owner, counts one more level.
   void lock();
+  /// try_lock() is lock() that never waits; true if taken.
   bool try_lock() noexcept;
+  /// try_lock_for() is lock() giving up after timeout; true if taken.
   template <class Rep, class Period>
   bool try_lock_for(std::chrono::duration<Rep, Period> timeout) {
     if (relock()) return true;
@@ -29,6 +31,7 @@ class recursive_mutex {
     count_ = 1;
     return true;
   }
+  /// try_lock_until() is lock() giving up at deadline; true if taken.
   template <class Clock, class Duration>
   bool try_lock_until(std::chrono::time_point<Clock, Duration> deadline) {
     return try_lock_for(deadline - Clock::now());
@@ -46,6 +49,7 @@ class recursive_mutex {
   ///@{
   /// level() is how many times the owner has locked it (0 when free).
   std::size_t level() const noexcept { return count_; }
+  /// waiting() is the number of greenlets waiting for the lock.
   std::size_t waiting() const noexcept { return m_.waiting(); }
   ///@}
 

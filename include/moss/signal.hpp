@@ -70,6 +70,7 @@ class [[nodiscard]] signal_handle {
   void cancel() noexcept {
     if (r_ != nullptr) detail::remove_signal_handler(std::exchange(r_, nullptr));
   }
+  /// active() is true until cancel().
   bool active() const noexcept { return r_ != nullptr; }
   ///@}
 

@@ -69,7 +69,9 @@ class task_ref {
   ///@{
   /// ready() is true once the task's result (or exception) is available.
   bool ready() const noexcept { return s_ != nullptr && s_->done(); }
+  /// successful() is true once the task has returned (not raised).
   bool successful() const noexcept { return s_ != nullptr && s_->successful(); }
+  /// killed() is true once the task has ended because it was killed.
   bool killed() const noexcept { return s_ != nullptr && s_->killed(); }
   ///@}
   /// cancelled() is true once the task has ended because it was killed.

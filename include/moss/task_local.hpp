@@ -92,6 +92,7 @@ class task_local {
     if (void* v = detail::find_local(g, key_)) return *static_cast<T*>(v);
     return emplace_in(g, init_());
   }
+  /// *local and local-> are get().
   T& operator*() { return get(); }
   T* operator->() { return &get(); }
   ///@}

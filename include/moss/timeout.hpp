@@ -55,6 +55,7 @@ class timeout {
   /// fired() is true once the deadline passed (whether or not the error was
   /// delivered).
   bool fired() const noexcept { return fired_; }
+  /// deadline() is when the timeout fires.
   detail::time_point deadline() const noexcept { return timer_.deadline_; }
   ///@}
 

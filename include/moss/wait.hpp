@@ -256,6 +256,7 @@ class as_completed_range {
       return *this;
     }
     void operator++(int) { ++*this; }
+    /// it == end() once every task has been yielded.
     friend bool operator==(const iterator& it, std::default_sentinel_t) noexcept {
       return it.s_ == nullptr || it.s_->current == detail::completion_set::npos;
     }
@@ -281,6 +282,7 @@ class as_completed_range {
     if (!s_->started) s_->advance();
     return iterator(s_.get());
   }
+  /// end() is the sentinel the iterator meets after the last task.
   std::default_sentinel_t end() const noexcept { return {}; }
   ///@}
 
