@@ -6,6 +6,9 @@
 #   bash scripts/dev.sh bench    ... and run the benchmarks (meson test --benchmark)
 #   bash scripts/dev.sh sanitize ... and run the unit tests under ASan+UBSan, and
 #                                the thread tests under TSan (trees $BUILD-asan, $BUILD-tsan)
+#   bash scripts/dev.sh docs     install doxygen if missing, build the API reference
+#                                from include/moss/*.hpp into $BUILD/docs/html; an
+#                                undocumented public name or any other warning fails it
 #   bash scripts/dev.sh setup    only install the packages
 set -euo pipefail
 
@@ -66,6 +69,22 @@ sanitize() {
   return $failed
 }
 
+# docs() needs only doxygen (not the build packages), so it installs just
+# that. The Doxyfile's paths are relative to the source root; the output
+# directory comes from the environment so that MOSS_BUILD_DIR is honoured.
+docs() {
+  if ! command -v doxygen >/dev/null; then
+    echo "dev.sh: installing doxygen"
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo=sudo
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends doxygen >/dev/null
+  fi
+  mkdir -p "$BUILD/docs"
+  MOSS_DOCS_OUT="$BUILD/docs" doxygen docs/Doxyfile
+  echo "dev.sh: API reference in $BUILD/docs/html/index.html"
+}
+
 build() {
   [ -f "$BUILD/build.ninja" ] || meson setup "$BUILD"
   meson compile -C "$BUILD"
@@ -77,5 +96,6 @@ case "${1:-}" in
   test) setup; build; meson test -C "$BUILD" --print-errorlogs ;;
   bench) setup; build; meson test -C "$BUILD" --benchmark --verbose ;;
   sanitize) setup; sanitize ;;
-  *) echo "usage: bash scripts/dev.sh demo|test|bench|sanitize|setup" >&2; exit 2 ;;
+  docs) docs ;;
+  *) echo "usage: bash scripts/dev.sh demo|test|bench|sanitize|docs|setup" >&2; exit 2 ;;
 esac

@@ -1,17 +1,18 @@
-// channel.hpp: an unbuffered rendezvous between greenlets (gevent's
-// Channel, Go's unbuffered chan).
-//
-//   moss::channel<int> ch;
-//   moss::spawn([&] { ch.send(42); });   // returns once a receiver has it
-//   int v = ch.recv();                   // waits for a sender
-//
-// Senders and receivers are each served in the order they came. A value
-// handed to a receiver that is killed before it runs goes to the next
-// receiver (or is kept for the next recv(): its sender has already
-// returned, so it must not be lost). After close(), send() throws
-// moss::error, blocked senders are woken with that error, and recv()
-// throws moss::channel_closed once no value is left. A channel belongs to
-// one thread's hub.
+/// @file
+/// channel.hpp: an unbuffered rendezvous between greenlets (gevent's
+/// Channel, Go's unbuffered chan).
+///
+///   moss::channel<int> ch;
+///   moss::spawn([&] { ch.send(42); });   // returns once a receiver has it
+///   int v = ch.recv();                   // waits for a sender
+///
+/// Senders and receivers are each served in the order they came. A value
+/// handed to a receiver that is killed before it runs goes to the next
+/// receiver (or is kept for the next recv(): its sender has already
+/// returned, so it must not be lost). After close(), send() throws
+/// moss::error, blocked senders are woken with that error, and recv()
+/// throws moss::channel_closed once no value is left. A channel belongs to
+/// one thread's hub.
 #pragma once
 
 #include <moss/detail/export.hpp>
@@ -29,63 +30,70 @@
 
 namespace moss {
 
-// channel_closed is thrown by recv() on a closed channel with no value left.
+/// channel_closed is thrown by recv() on a closed channel with no value left.
 class MOSS_API channel_closed : public error {
  public:
   channel_closed() : error("moss: recv from a closed channel") {}
   using error::error;
 };
 
+/// channel: an unbuffered channel of T: send() waits until a receiver takes the value; see channel.hpp.
 template <class T>
 class channel {
  public:
+  /// value_type is T, the type sent.
   using value_type = T;
 
   channel() = default;
   channel(const channel&) = delete;
   channel& operator=(const channel&) = delete;
 
-  // send() waits until a receiver has taken v. Throws moss::error if the
-  // channel is or gets closed first.
+  /// send() waits until a receiver has taken v. Throws moss::error if the
+  /// channel is or gets closed first.
   void send(T v) { send_until(std::move(v), detail::no_deadline); }
-  // send(v, timeout) is send() giving up after timeout: false if nobody
-  // took v (it is dropped). A timeout <= 0 is try_send().
+  /// send(v, timeout) is send() giving up after timeout: false if nobody
+  /// took v (it is dropped). A timeout <= 0 is try_send().
   template <class Rep, class Period>
   bool send(T v, std::chrono::duration<Rep, Period> timeout) {
     return send_until(std::move(v), detail::deadline_after(timeout));
   }
-  // try_send() hands v over only if a receiver is waiting now.
+  /// try_send() hands v over only if a receiver is waiting now.
   bool try_send(T v) {
     check_open();
     return hand_to_receiver(v);
   }
 
-  // recv() waits for a sender and returns its value. Throws
-  // moss::channel_closed once the channel is closed and no value is left.
+  /// recv() waits for a sender and returns its value. Throws
+  /// moss::channel_closed once the channel is closed and no value is left.
   T recv() { return *recv_until(detail::no_deadline); }
-  // recv(timeout) is recv() giving up after timeout (nullopt).
+  /// recv(timeout) is recv() giving up after timeout (nullopt).
   template <class Rep, class Period>
   std::optional<T> recv(std::chrono::duration<Rep, Period> timeout) {
     return recv_until(detail::deadline_after(timeout));
   }
-  // try_recv() takes a value only if a sender is waiting now.
+  /// try_recv() takes a value only if a sender is waiting now.
   std::optional<T> try_recv() { return take(); }
 
-  // close() stops further sends and wakes every blocked sender (moss::error)
-  // and receiver (moss::channel_closed). Closing twice is fine.
+  ///@{
+  /// close() stops further sends and wakes every blocked sender (moss::error)
+  /// and receiver (moss::channel_closed). Closing twice is fine.
   void close() noexcept {
     closed_ = true;
     senders_.wake_all();
     receivers_.wake_all();
   }
+  /// closed() is true once close() has been called.
   bool closed() const noexcept { return closed_; }
+  ///@}
 
+  /// senders_waiting() is the number of greenlets waiting in send().
   std::size_t senders_waiting() const noexcept { return senders_.size(); }
+  /// receivers_waiting() is the number of greenlets waiting in receive().
   std::size_t receivers_waiting() const noexcept { return receivers_.size(); }
 
  private:
-  // A waiting sender's value sits here until a receiver takes it (then the
-  // optional is empty); a waiting receiver is handed its value here.
+  /// A waiting sender's value sits here until a receiver takes it (then the
+  /// optional is empty); a waiting receiver is handed its value here.
   struct slot_waiter : detail::waiter {
     std::optional<T> item;
   };
@@ -142,7 +150,7 @@ class channel {
     return std::move(r.item);
   }
 
-  // Values whose receiver was killed before it ran; served before senders.
+  /// Values whose receiver was killed before it ran; served before senders.
   std::deque<T> returned_;
   detail::waiter_list senders_;
   detail::waiter_list receivers_;

@@ -1,12 +1,13 @@
-// group.hpp: a set of tasks managed together (gevent's Group).
-//
-//   moss::group g;
-//   for (auto& url : urls) g.spawn(fetch, url);
-//   g.join();              // until every member has finished
-//
-// A task leaves the group by itself when it finishes, so size() counts the
-// members still running. Destroying a group forgets its members; it does not
-// kill them. A group belongs to one thread's hub.
+/// @file
+/// group.hpp: a set of tasks managed together (gevent's Group).
+///
+///   moss::group g;
+///   for (auto& url : urls) g.spawn(fetch, url);
+///   g.join();              // until every member has finished
+///
+/// A task leaves the group by itself when it finishes, so size() counts the
+/// members still running. Destroying a group forgets its members; it does not
+/// kill them. A group belongs to one thread's hub.
 #pragma once
 
 #include <moss/detail/export.hpp>
@@ -23,6 +24,7 @@
 
 namespace moss {
 
+/// group: a set of tasks watched and joined or killed together; see group.hpp.
 class MOSS_API group {
  public:
   group() noexcept = default;
@@ -30,7 +32,7 @@ class MOSS_API group {
   group(const group&) = delete;
   group& operator=(const group&) = delete;
 
-  // spawn() spawns f(args...) as a member and returns its task.
+  /// spawn() spawns f(args...) as a member and returns its task.
   template <class F, class... Args>
     requires std::is_invocable_v<std::decay_t<F>, std::decay_t<Args>...>
   auto spawn(F&& f, Args&&... args) {
@@ -45,35 +47,42 @@ class MOSS_API group {
     insert_or_kill(t);
     return t;
   }
-  // add() makes an already spawned task a member. A finished task, or one
-  // already in the group, is not added again.
+  /// add() makes an already spawned task a member. A finished task, or one
+  /// already in the group, is not added again.
   void add(const task_ref& t);
-  // discard() stops tracking t without affecting it.
+  ///@{
+  /// discard() stops tracking t without affecting it.
   void discard(const task_ref& t) noexcept;
+  /// contains() is true when t is a member.
   bool contains(const task_ref& t) const noexcept;
+  ///@}
 
+  /// size() is the number of members (tasks not yet finished).
   std::size_t size() const noexcept { return size_; }
+  /// empty() is size() == 0.
   bool empty() const noexcept { return size_ == 0; }
-  // tasks() lists the members, oldest first.
+  /// tasks() lists the members, oldest first.
   std::vector<task_ref> tasks() const;
 
-  // join() waits until the group is empty, including members added while it
-  // waits. Must not be called by a member (it would wait for itself).
+  /// join() waits until the group is empty, including members added while it
+  /// waits. Must not be called by a member (it would wait for itself).
   void join() { join_until(detail::no_deadline); }
-  // join(timeout) waits at most timeout; true if the group became empty.
+  /// join(timeout) waits at most timeout; true if the group became empty.
   template <class Rep, class Period>
   bool join(std::chrono::duration<Rep, Period> timeout) {
     return join_until(detail::deadline_after(timeout));
   }
-  // kill() kills every member (as moss::killall); by default waits until
-  // they have finished. A member killing its own group is killed last.
+  /// kill() kills every member (as moss::killall); by default waits until
+  /// they have finished. A member killing its own group is killed last.
   void kill(bool block = true);
 
  protected:
-  // acquire_slot() is called before a task joins the group and may wait;
-  // release_slot() when a member leaves or an acquired slot goes unused.
+  ///@{
+  /// acquire_slot() is called before a task joins the group and may wait;
+  /// release_slot() when a member leaves or an acquired slot goes unused.
   virtual void acquire_slot() {}
   virtual void release_slot() noexcept {}
+  ///@}
 
  private:
   struct member;

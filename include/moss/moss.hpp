@@ -1,4 +1,5 @@
-// moss.hpp: everything, for programs that do not mind the compile time.
+/// @file
+/// moss.hpp: everything, for programs that do not mind the compile time.
 #pragma once
 
 #include <moss/version.hpp>  // first: it checks for C++20

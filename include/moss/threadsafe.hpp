@@ -1,11 +1,12 @@
-// threadsafe.hpp: starting a task on another thread's hub and getting its
-// result back (asyncio's run_coroutine_threadsafe).
-//
-//   moss::hub& loop = ...;   // moss::hub::current(), taken on that thread
-//   auto r = moss::spawn_threadsafe(loop, [] { moss::sleep(10ms); return 42; });
-//   int v = r.get();         // a greenlet waits cooperatively, a plain thread blocks
-//
-// For fire-and-forget work, hub::call_threadsafe(f) is the lighter call.
+/// @file
+/// threadsafe.hpp: starting a task on another thread's hub and getting its
+/// result back (asyncio's run_coroutine_threadsafe).
+///
+///   moss::hub& loop = ...;   // moss::hub::current(), taken on that thread
+///   auto r = moss::spawn_threadsafe(loop, [] { moss::sleep(10ms); return 42; });
+///   int v = r.get();         // a greenlet waits cooperatively, a plain thread blocks
+///
+/// For fire-and-forget work, hub::call_threadsafe(f) is the lighter call.
 #pragma once
 
 #include <moss/async_result.hpp>
@@ -22,10 +23,10 @@ namespace moss {
 
 namespace detail {
 
-// posted_spawn: spawn_threadsafe's node. call() runs in a task on the target
-// hub and settles the result; a node destroyed without having run (its hub
-// stopped first, or the task was killed before it started) settles the
-// result with an error, so nobody waits for it forever.
+/// posted_spawn: spawn_threadsafe's node. call() runs in a task on the target
+/// hub and settles the result; a node destroyed without having run (its hub
+/// stopped first, or the task was killed before it started) settles the
+/// result with an error, so nobody waits for it forever.
 template <class R, class F, class... Args>
 class posted_spawn final : public posted_call {
  public:
@@ -69,12 +70,12 @@ class posted_spawn final : public posted_call {
 
 }  // namespace detail
 
-// spawn_threadsafe() starts f(args...) as a task on hub h, from any thread,
-// and returns a result that is set when the task finishes: its value, its
-// exception, moss::greenlet_exit if the task is killed (as when h's thread
-// ends first), or moss::error if h stops before the task starts. Arguments
-// are copied or moved, as by std::thread. Throws moss::error at once if h
-// has already stopped.
+/// spawn_threadsafe() starts f(args...) as a task on hub h, from any thread,
+/// and returns a result that is set when the task finishes: its value, its
+/// exception, moss::greenlet_exit if the task is killed (as when h's thread
+/// ends first), or moss::error if h stops before the task starts. Arguments
+/// are copied or moved, as by std::thread. Throws moss::error at once if h
+/// has already stopped.
 template <class F, class... Args>
   requires std::is_invocable_v<std::decay_t<F>, std::decay_t<Args>...>
 auto spawn_threadsafe(moss::hub& h, F&& f, Args&&... args) {

@@ -1,4 +1,5 @@
-// time.hpp: sleeping and yielding cooperatively.
+/// @file
+/// time.hpp: sleeping and yielding cooperatively.
 #pragma once
 
 #include <moss/detail/export.hpp>
@@ -9,16 +10,16 @@
 
 namespace moss {
 
-// yield() lets every other ready greenlet run once, then continues
-// (gevent.sleep(0)). Throws greenlet_exit if the caller was killed.
+/// yield() lets every other ready greenlet run once, then continues
+/// (gevent.sleep(0)). Throws greenlet_exit if the caller was killed.
 MOSS_API void yield();
 
 namespace detail {
 MOSS_API void sleep_until(time_point deadline);
 }
 
-// sleep() suspends the calling greenlet for d while the hub runs others.
-// A zero or negative d is yield().
+/// sleep() suspends the calling greenlet for d while the hub runs others.
+/// A zero or negative d is yield().
 template <class Rep, class Period>
 void sleep(std::chrono::duration<Rep, Period> d) {
   if (d <= d.zero()) {

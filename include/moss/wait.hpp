@@ -1,22 +1,23 @@
-// wait.hpp: waiting for several tasks at once.
-//
-//   moss::joinall({a, b});                                  // gevent.joinall
-//   auto [x, y] = moss::gather(a, b);                       // asyncio.gather
-//   auto [done, pending] = moss::wait(tasks, moss::return_when::first_completed);
-//   for (auto& t : moss::as_completed(tasks)) use(t.get()); // gevent.iwait
-//   moss::killall(moss::all_tasks());
-//
-// "Finished" here means what join() means: the task's result is stored and its
-// done callbacks have run. Nothing in this file cancels a task except killall
-// and a gather (or gather_settled) that is itself interrupted: killed, or
-// timed out by a moss::timeout or with_timeout around it, it kills the tasks
-// it gathers and waits for them to unwind before the exception goes on
-// (asyncio's wait_for(gather(...))). A task failing does not cancel the
-// others. Waiting for the calling task
-// itself is a moss::error (it could never finish while you wait for it).
-//
-// Each function takes a range of task<R> (or task_ref) and gives back the same
-// handle type; a braced list of tasks of different types becomes task_refs.
+/// @file
+/// wait.hpp: waiting for several tasks at once.
+///
+///   moss::joinall({a, b});                                  // gevent.joinall
+///   auto [x, y] = moss::gather(a, b);                       // asyncio.gather
+///   auto [done, pending] = moss::wait(tasks, moss::return_when::first_completed);
+///   for (auto& t : moss::as_completed(tasks)) use(t.get()); // gevent.iwait
+///   moss::killall(moss::all_tasks());
+///
+/// "Finished" here means what join() means: the task's result is stored and its
+/// done callbacks have run. Nothing in this file cancels a task except killall
+/// and a gather (or gather_settled) that is itself interrupted: killed, or
+/// timed out by a moss::timeout or with_timeout around it, it kills the tasks
+/// it gathers and waits for them to unwind before the exception goes on
+/// (asyncio's wait_for(gather(...))). A task failing does not cancel the
+/// others. Waiting for the calling task
+/// itself is a moss::error (it could never finish while you wait for it).
+///
+/// Each function takes a range of task<R> (or task_ref) and gives back the same
+/// handle type; a braced list of tasks of different types becomes task_refs.
 //
 // wait() and as_completed() also take events and async_results, as asyncio's
 // wait takes any awaitable:
@@ -56,32 +57,32 @@
 
 namespace moss {
 
-// A range of task handles (task<R> or task_ref).
+/// A range of task handles (task<R> or task_ref).
 template <class Tasks>
 concept task_range = std::ranges::input_range<Tasks> && std::derived_from<std::ranges::range_value_t<Tasks>, task_ref>;
 
 namespace detail {
 
-// completion_set: the tasks added to it, handed back in the order they
-// finish. Already finished tasks come first, in the order added.
+/// completion_set: the tasks added to it, handed back in the order they
+/// finish. Already finished tasks come first, in the order added.
 class MOSS_API completion_set {
  public:
   static constexpr std::size_t npos = static_cast<std::size_t>(-1);
 
-  // op names the operation in error messages ("moss::wait").
+  /// op names the operation in error messages ("moss::wait").
   explicit completion_set(const char* op) noexcept : op_(op) {}
   completion_set(const completion_set&) = delete;
   completion_set& operator=(const completion_set&) = delete;
 
-  // add() starts watching t and returns its index. Throws moss::error for an
-  // empty handle, the calling task itself or another thread's task.
+  /// add() starts watching t and returns its index. Throws moss::error for an
+  /// empty handle, the calling task itself or another thread's task.
   std::size_t add(task_base* t);
-  // next() waits for the next task to finish and returns its index, or npos
-  // if the deadline passed first. Must not be called with nothing remaining.
+  /// next() waits for the next task to finish and returns its index, or npos
+  /// if the deadline passed first. Must not be called with nothing remaining.
   std::size_t next(time_point deadline);
-  // remaining() counts tasks added but not yet returned by next().
+  /// remaining() counts tasks added but not yet returned by next().
   std::size_t remaining() const noexcept { return hooks_.size() - taken_; }
-  // has_ready() is true when next() would return without waiting.
+  /// has_ready() is true when next() would return without waiting.
   bool has_ready() const noexcept { return taken_ < finished_.size(); }
   std::size_t size() const noexcept { return hooks_.size(); }
   task_base* task_at(std::size_t i) const noexcept { return hooks_[i].task; }
@@ -100,11 +101,11 @@ class MOSS_API completion_set {
   waiter* waiting_ = nullptr;
 };
 
-// The non-template cores. Each takes the tasks' control blocks.
+/// The non-template cores. Each takes the tasks' control blocks.
 MOSS_API std::vector<std::size_t> joinall(const std::vector<task_base*>& ts, time_point deadline, bool raise_error);
 MOSS_API std::vector<char> wait(const std::vector<task_base*>& ts, int return_when, time_point deadline);
-// gather_wait() waits until all finished, or until one failed if
-// stop_at_failure: then it rethrows that failure.
+/// gather_wait() waits until all finished, or until one failed if
+/// stop_at_failure: then it rethrows that failure.
 MOSS_API void gather_wait(const std::vector<task_base*>& ts, bool stop_at_failure, const char* op);
 MOSS_API void killall(const std::vector<task_base*>& ts, bool block);
 [[noreturn]] MOSS_API void throw_as_completed_timeout(std::size_t remaining);
@@ -198,8 +199,8 @@ std::vector<task_base*> bases_of(const Tasks& tasks) {
 template <class Tasks>
 using handle_t = std::ranges::range_value_t<Tasks>;
 
-// What a task contributes to gather(): its value, or std::monostate when it
-// returns nothing (or is a task_ref, whose type is unknown).
+/// What a task contributes to gather(): its value, or std::monostate when it
+/// returns nothing (or is a task_ref, whose type is unknown).
 template <class T>
 struct task_value {
   using type = std::monostate;
@@ -227,11 +228,12 @@ inline std::monostate value_of(const task_ref& t) {
 
 }  // namespace detail
 
-// joinall() waits for every task to finish (gevent.joinall) and returns
-// them in the order they finished. With a timeout it returns those that
-// finished in time. With raise_error, the first task to fail (other than by
-// being killed) makes it rethrow that task's exception at once; the others
-// keep running. An empty range returns at once.
+///@{
+/// joinall() waits for every task to finish (gevent.joinall) and returns
+/// them in the order they finished. With a timeout it returns those that
+/// finished in time. With raise_error, the first task to fail (other than by
+/// being killed) makes it rethrow that task's exception at once; the others
+/// keep running. An empty range returns at once.
 template <task_range Tasks>
 std::vector<detail::handle_t<Tasks>> joinall(const Tasks& tasks, bool raise_error = false) {
   std::vector<detail::handle_t<Tasks>> all(std::ranges::begin(tasks), std::ranges::end(tasks));
@@ -256,23 +258,28 @@ std::vector<task_ref> joinall(std::initializer_list<task_ref> tasks, std::chrono
                               bool raise_error = false) {
   return joinall(std::vector<task_ref>(tasks), timeout, raise_error);
 }
+///@}
 
-// return_when: when wait() returns (asyncio's constants).
+/// return_when: when wait() returns (asyncio's constants).
 enum class return_when {
   first_completed,  // as soon as any task finishes
   first_exception,  // as soon as any task fails (a kill is not a failure); else all_completed
   all_completed,    // when every task has finished
 };
 
+/// wait_result: what wait() returns: the tasks finished and those still running.
 template <class T>
 struct wait_result {
+  /// done: the tasks finished, in input order.
   std::vector<T> done;     // finished, in input order
+  /// pending: the tasks still running (not cancelled), in input order.
   std::vector<T> pending;  // still running (not cancelled), in input order
 };
 
-// wait() waits until `when` holds or the timeout passes, and splits the
-// tasks into done and pending (asyncio.wait). Pending tasks keep running.
-// An empty range is a moss::error: nothing in it could ever complete.
+///@{
+/// wait() waits until `when` holds or the timeout passes, and splits the
+/// tasks into done and pending (asyncio.wait). Pending tasks keep running.
+/// An empty range is a moss::error: nothing in it could ever complete.
 template <task_range Tasks>
 wait_result<detail::handle_t<Tasks>> wait(const Tasks& tasks, return_when when = return_when::all_completed) {
   return wait(tasks, when, std::chrono::nanoseconds::max());
@@ -296,15 +303,17 @@ template <class Rep, class Period>
 wait_result<task_ref> wait(std::initializer_list<task_ref> tasks, return_when when, std::chrono::duration<Rep, Period> timeout) {
   return wait(std::vector<task_ref>(tasks), when, timeout);
 }
+///@}
 
-// A range of events (moss::event*) or of async_results.
+/// item_range: a range of events (moss::event*) or of async_results.
 template <class Items>
 concept item_range = std::ranges::input_range<Items> && (detail::flag_pointer<std::ranges::range_value_t<Items>> ||
                                                          detail::result_handle<std::ranges::range_value_t<Items>>);
 
-// wait() over events or async_results: as over tasks, "finished" meaning
-// set (an event) or holding a value or an exception (an async_result). The
-// handles come back in input order.
+///@{
+/// wait() over events or async_results: as over tasks, "finished" meaning
+/// set (an event) or holding a value or an exception (an async_result). The
+/// handles come back in input order.
 template <item_range Items>
 wait_result<std::ranges::range_value_t<Items>> wait(const Items& items, return_when when = return_when::all_completed) {
   return wait(items, when, std::chrono::nanoseconds::max());
@@ -337,9 +346,10 @@ template <class E, class Rep, class Period>
 wait_result<E*> wait(std::initializer_list<E*> events, std::chrono::duration<Rep, Period> timeout) {
   return wait(std::vector<E*>(events), return_when::all_completed, timeout);
 }
+///@}
 
-// as_completed_range: an input range over tasks in the order they finish.
-// Obtained from as_completed(); usable once, in a range-for.
+/// as_completed_range: an input range over tasks in the order they finish.
+/// Obtained from as_completed(); usable once, in a range-for.
 template <class T>
 class as_completed_range {
   struct state {
@@ -360,24 +370,33 @@ class as_completed_range {
   };
 
  public:
+  /// iterator: the range-for iterator; each ++ waits for the next task to finish.
   class iterator {
    public:
+    ///@{
+    /// value_type, difference_type, reference: as an input iterator has them.
     using value_type = T;
     using difference_type = std::ptrdiff_t;
     using reference = const T&;
+    ///@}
     iterator() = default;
+    /// *it is the task that finished last.
     reference operator*() const { return s_->tasks[s_->current]; }
+    /// it-> is the task that finished last.
     const T* operator->() const { return &s_->tasks[s_->current]; }
-    // ++ waits for the next task to finish; throws moss::timeout_error if
-    // the deadline passes first.
+    ///@{
+    /// ++ waits for the next task to finish; throws moss::timeout_error if
+    /// the deadline passes first.
     iterator& operator++() {
       s_->advance();
       return *this;
     }
     void operator++(int) { ++*this; }
+    /// it == end() once every task has been yielded.
     friend bool operator==(const iterator& it, std::default_sentinel_t) noexcept {
       return it.s_ == nullptr || it.s_->current == detail::completion_set::npos;
     }
+    ///@}
 
    private:
     friend class as_completed_range;
@@ -385,28 +404,34 @@ class as_completed_range {
     state* s_ = nullptr;
   };
 
+  /// as_completed_range(tasks, deadline) yields tasks as they finish, giving up at deadline; made by as_completed().
   as_completed_range(std::vector<T> tasks, detail::time_point deadline) : s_(std::make_unique<state>()) {
     s_->tasks = std::move(tasks);
     s_->deadline = deadline;
     for (const task_ref& t : s_->tasks) s_->set.add(t.base_ptr());
   }
 
-  // begin() waits for the first task to finish (throws moss::timeout_error
-  // if the deadline passes first).
+  ///@{
+  /// begin() waits for the first task to finish (throws moss::timeout_error
+  /// if the deadline passes first).
+  /// begin() waits for the first item to complete.
   iterator begin() {
     if (!s_->started) s_->advance();
     return iterator(s_.get());
   }
+  /// end() is the sentinel the iterator meets after the last task.
   std::default_sentinel_t end() const noexcept { return {}; }
+  ///@}
 
  private:
   std::unique_ptr<state> s_;
 };
 
-// as_completed() yields the tasks as they finish (gevent.iwait,
-// asyncio.as_completed). With a timeout, reaching the deadline with tasks
-// still running throws moss::timeout_error from the iterator's increment;
-// the tasks keep running.
+///@{
+/// as_completed() yields the tasks as they finish (gevent.iwait,
+/// asyncio.as_completed). With a timeout, reaching the deadline with tasks
+/// still running throws moss::timeout_error from the iterator's increment;
+/// the tasks keep running.
 template <task_range Tasks>
 as_completed_range<detail::handle_t<Tasks>> as_completed(const Tasks& tasks) {
   return {std::vector<detail::handle_t<Tasks>>(std::ranges::begin(tasks), std::ranges::end(tasks)), detail::no_deadline};
@@ -423,8 +448,9 @@ template <class Rep, class Period>
 as_completed_range<task_ref> as_completed(std::initializer_list<task_ref> tasks, std::chrono::duration<Rep, Period> timeout) {
   return {std::vector<task_ref>(tasks), detail::deadline_after(timeout)};
 }
+///@}
 
-// item_completed_range: as_completed_range for events and async_results.
+/// item_completed_range: as_completed_range for events and async_results.
 template <class H>
 class item_completed_range {
   struct state {
@@ -445,21 +471,27 @@ class item_completed_range {
   };
 
  public:
+  /// iterator: an input iterator over the items, in the order they complete.
   class iterator {
    public:
-    using value_type = H;
-    using difference_type = std::ptrdiff_t;
-    using reference = const H&;
+    using value_type = H;                  ///< the handle type
+    using difference_type = std::ptrdiff_t;  ///< as input iterators have
+    using reference = const H&;            ///< what * gives
     iterator() = default;
+    ///@{
+    /// The item that completed last.
     reference operator*() const { return s_->items[s_->current]; }
     const H* operator->() const { return &s_->items[s_->current]; }
-    // ++ waits for the next item to complete; throws moss::timeout_error if
-    // the deadline passes first.
+    ///@}
+    /// ++ waits for the next item to complete; throws moss::timeout_error if
+    /// the deadline passes first.
     iterator& operator++() {
       s_->advance();
       return *this;
     }
+    /// it++ is ++it.
     void operator++(int) { ++*this; }
+    /// An iterator equals end() once every item has been yielded.
     friend bool operator==(const iterator& it, std::default_sentinel_t) noexcept {
       return it.s_ == nullptr || it.s_->current == detail::completion_set::npos;
     }
@@ -470,24 +502,28 @@ class item_completed_range {
     state* s_ = nullptr;
   };
 
+  /// item_completed_range(items, deadline) watches items until deadline.
   item_completed_range(std::vector<H> items, detail::time_point deadline) : s_(std::make_unique<state>()) {
     s_->items = std::move(items);
     s_->deadline = deadline;
     s_->order.emplace(detail::items_of(s_->items), "moss::as_completed");
   }
 
+  /// begin() waits for the first item to complete.
   iterator begin() {
     if (!s_->started) s_->advance();
     return iterator(s_.get());
   }
+  /// end() is the sentinel.
   std::default_sentinel_t end() const noexcept { return {}; }
 
  private:
   std::unique_ptr<state> s_;
 };
 
-// as_completed() over events or async_results yields them as they complete.
-// Leaving the loop early stops watching the rest.
+///@{
+/// as_completed() over events or async_results yields them as they complete.
+/// Leaving the loop early stops watching the rest.
 template <item_range Items>
 item_completed_range<std::ranges::range_value_t<Items>> as_completed(const Items& items) {
   return {std::vector<std::ranges::range_value_t<Items>>(std::ranges::begin(items), std::ranges::end(items)),
@@ -504,14 +540,16 @@ template <class E>
 item_completed_range<E*> as_completed(std::initializer_list<E*> events) {
   return {std::vector<E*>(events), detail::no_deadline};
 }
+///@}
 
-// gather() waits for every task and returns their values in argument order
-// (asyncio.gather): a tuple for separate tasks, a vector for a range. A task
-// returning void contributes a std::monostate. The first task to fail (or be
-// killed) makes gather rethrow its exception at once; the others keep
-// running. If the caller is interrupted while gather waits, the tasks are
-// killed (see the top of this file). Values are copied out, so each task<R> must have a copyable R.
-// gather of an empty range returns an empty vector.
+///@{
+/// gather() waits for every task and returns their values in argument order
+/// (asyncio.gather): a tuple for separate tasks, a vector for a range. A task
+/// returning void contributes a std::monostate. The first task to fail (or be
+/// killed) makes gather rethrow its exception at once; the others keep
+/// running. If the caller is interrupted while gather waits, the tasks are
+/// killed (see the top of this file). Values are copied out, so each task<R> must have a copyable R.
+/// gather of an empty range returns an empty vector.
 template <class... R>
   requires(sizeof...(R) > 0)
 std::tuple<detail::task_value_t<task<R>>...> gather(const task<R>&... tasks) {
@@ -527,16 +565,20 @@ std::vector<detail::task_value_t<detail::handle_t<Tasks>>> gather(const Tasks& t
   for (const auto& t : all) r.push_back(detail::value_of(t));
   return r;
 }
+///@}
 
-// settled<V>: what gather_settled() gives for one task: its value, or the
-// exception it ended with (asyncio's return_exceptions=True, JavaScript's
-// Promise.allSettled).
+/// settled<V>: what gather_settled() gives for one task: its value, or the
+/// exception it ended with (asyncio's return_exceptions=True, JavaScript's
+/// Promise.allSettled).
 template <class V>
 class settled {
  public:
+  /// ok() is true when the task returned a value.
   bool ok() const noexcept { return !error_; }
+  /// error() is the exception the task ended with (null if ok()).
   std::exception_ptr error() const noexcept { return error_; }
-  // value() returns the value or rethrows the task's exception.
+  ///@{
+  /// value() returns the value or rethrows the task's exception.
   V& value() {
     if (error_) std::rethrow_exception(error_);
     return *value_;
@@ -545,7 +587,9 @@ class settled {
     if (error_) std::rethrow_exception(error_);
     return *value_;
   }
+  ///@}
 
+  /// of(t) is the settled outcome of the finished task t.
   template <class T>
   static settled of(const T& t) {
     settled s;
@@ -559,9 +603,10 @@ class settled {
   std::exception_ptr error_;
 };
 
-// gather_settled() waits for every task to finish, whatever the outcome, and
-// returns a settled<value> per task in argument order. Interrupted, it kills
-// the tasks as gather does.
+///@{
+/// gather_settled() waits for every task to finish, whatever the outcome, and
+/// returns a settled<value> per task in argument order. Interrupted, it kills
+/// the tasks as gather does.
 template <class... R>
   requires(sizeof...(R) > 0)
 std::tuple<settled<detail::task_value_t<task<R>>>...> gather_settled(const task<R>&... tasks) {
@@ -579,11 +624,13 @@ std::vector<settled<detail::task_value_t<detail::handle_t<Tasks>>>> gather_settl
   for (const auto& t : all) r.push_back(settled<V>::of(t));
   return r;
 }
+///@}
 
-// killall() kills every task (gevent.killall): all are interrupted first so
-// they unwind together, then, if block, it waits for them. The calling task,
-// if listed, is killed last (its greenlet_exit is thrown once the others
-// have finished).
+///@{
+/// killall() kills every task (gevent.killall): all are interrupted first so
+/// they unwind together, then, if block, it waits for them. The calling task,
+/// if listed, is killed last (its greenlet_exit is thrown once the others
+/// have finished).
 template <task_range Tasks>
 void killall(const Tasks& tasks, bool block = true) {
   detail::killall(detail::bases_of(tasks), block);
@@ -591,5 +638,6 @@ void killall(const Tasks& tasks, bool block = true) {
 inline void killall(std::initializer_list<task_ref> tasks, bool block = true) {
   detail::killall(detail::bases_of(tasks), block);
 }
+///@}
 
 }  // namespace moss

@@ -19,6 +19,8 @@
 // Ctrl-C (SIGINT/SIGTERM): stop accepting, send every client
 // "moss-chat: server shutting down", let the writers flush for up to 2 s,
 // then close everything and exit 0.
+#include "args.hpp"
+
 #include <moss/group.hpp>
 #include <moss/queue.hpp>
 #include <moss/signal.hpp>
@@ -56,23 +58,20 @@ const char* const usage_text =
     "\n"
     "options:\n"
     "  --port P    TCP port to listen on (default 7000; 0: any free port)\n"
-    "  --host H    address to listen on (default 0.0.0.0)\n"
+    "  --host H    address to listen on (default 127.0.0.1; 0.0.0.0: all)\n"
     "  --queue N   lines kept for a client that is not reading (default 100);\n"
     "              a client with N unread lines is disconnected\n"
     "  -h, --help  this text\n"
     "  --version   the version\n"
     "\n"
-    "Lines over 4096 bytes are rejected. Prints \"listening on HOST:PORT\" once\n"
-    "ready. Ctrl-C stops it cleanly.\n"
+    "Lines over 4096 bytes are rejected. Prints \"moss-chat: listening on HOST:PORT\"\n"
+    "once ready. Ctrl-C stops it cleanly.\n"
     "\n"
     "examples:\n"
     "  moss-chat --port 7000 &\n"
     "  nc localhost 7000\n";
 
-[[noreturn]] void usage_error(const std::string& msg) {
-  std::fprintf(stderr, "moss-chat: %s (try --help)\n", msg.c_str());
-  std::exit(2);
-}
+const sample::args cli("moss-chat", usage_text);
 
 struct client {
   client(moss::stream st, int i, std::size_t queue_size) : s(std::move(st)), id(i), out(queue_size) {}
@@ -208,45 +207,20 @@ class chat_server {
   moss::group members_;
 };
 
-long parse_int(const std::string& opt, const char* v, long lo, long hi) {
-  char* end = nullptr;
-  errno = 0;
-  long n = std::strtol(v, &end, 10);
-  if (*v == '\0' || *end != '\0' || errno != 0 || n < lo || n > hi)
-    usage_error("bad value \"" + std::string(v) + "\" for " + opt + ": expected " + std::to_string(lo) + " to " +
-                std::to_string(hi));
-  return n;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
   int port = 7000;
-  std::string host = "0.0.0.0";
+  std::string host = "127.0.0.1";
   std::size_t queue_size = 100;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    auto value = [&]() -> const char* {
-      if (i + 1 >= argc) usage_error("option " + a + " needs a value");
-      return argv[++i];
-    };
-    if (a == "-h" || a == "--help") {
-      std::fputs(usage_text, stdout);
-      return 0;
-    } else if (a == "--version") {
-      std::puts("moss-chat 0.1.0");
-      return 0;
-    } else if (a == "--port") {
-      port = static_cast<int>(parse_int(a, value(), 0, 65535));
-    } else if (a == "--host") {
-      host = value();
-    } else if (a == "--queue") {
-      queue_size = static_cast<std::size_t>(parse_int(a, value(), 1, 1000000));
-    } else {
-      usage_error("unknown argument \"" + a + "\"");
-    }
-  }
+  auto operands = cli.parse(argc, argv, {{"port", 0, true}, {"host", 0, true}, {"queue", 0, true}},
+                            [&](std::string_view opt, const char* v) {
+                              if (opt == "--port") port = static_cast<int>(cli.number(opt, v, 0, 65535));
+                              else if (opt == "--host") host = v;
+                              else queue_size = static_cast<std::size_t>(cli.number(opt, v, 1, 1000000));
+                            });
+  if (!operands.empty()) cli.fail("unexpected argument \"" + operands[0] + "\"");
   // Many idle clients need many fds: take the soft limit up to the hard one.
   rlimit rl{};
   if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
@@ -257,7 +231,7 @@ int main(int argc, char** argv) {
     moss::run([&] {
       moss::listener l = moss::listen_tcp(host, port);
       std::string shown = (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + std::to_string(l.port());
-      std::printf("listening on %s\n", shown.c_str());
+      std::printf("moss-chat: listening on %s\n", shown.c_str());
       std::fflush(stdout);
       chat_server server(l, queue_size);
       server.run();

@@ -11,6 +11,8 @@
 // connections across them). On SIGINT/SIGTERM every worker closes its
 // listener, lets open connections finish for up to --grace seconds, then
 // cuts the rest and the program exits 0.
+#include "args.hpp"
+
 #include <moss/moss.hpp>
 
 #include <arpa/inet.h>
@@ -62,60 +64,18 @@ struct options {
   double grace = 5;
 };
 
-[[noreturn]] void usage_error(const std::string& msg) {
-  std::fprintf(stderr, "moss-echo: %s (try --help)\n", msg.c_str());
-  std::exit(2);
-}
-
-// parse_number() reads all of text as a number within [lo, hi].
-double parse_number(const std::string& flag, const std::string& text, double lo, double hi) {
-  char* end = nullptr;
-  errno = 0;
-  double v = std::strtod(text.c_str(), &end);
-  if (text.empty() || *end != '\0' || errno != 0 || v < lo || v > hi)
-    usage_error("bad " + flag + " \"" + text + "\": expected a number from " + std::to_string(static_cast<long>(lo)) +
-                " to " + std::to_string(static_cast<long>(hi)));
-  return v;
-}
+const sample::args cli("moss-echo", usage_text);
 
 options parse_args(int argc, char** argv) {
   options o;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a == "--help" || a == "-h") {
-      std::fputs(usage_text, stdout);
-      std::exit(0);
-    }
-    if (a == "--version") {
-      std::puts("moss-echo 0.1.0");
-      std::exit(0);
-    }
-    std::string value;
-    std::string flag = a;
-    if (auto eq = a.find('='); a.rfind("--", 0) == 0 && eq != std::string::npos) {
-      flag = a.substr(0, eq);
-      value = a.substr(eq + 1);
-    } else if (a == "--host" || a == "--port" || a == "--workers" || a == "--grace") {
-      if (i + 1 >= argc) usage_error(a + " needs a value");
-      value = argv[++i];
-    } else {
-      usage_error("unknown argument \"" + a + "\"");
-    }
-    if (flag == "--host") {
-      o.host = value;
-    } else if (flag == "--port") {
-      o.port = static_cast<int>(parse_number(flag, value, 0, 65535));
-      if (o.port != parse_number(flag, value, 0, 65535)) usage_error("bad --port \"" + value + "\": not a whole number");
-    } else if (flag == "--workers") {
-      double w = parse_number(flag, value, 1, 256);
-      o.workers = static_cast<int>(w);
-      if (o.workers != w) usage_error("bad --workers \"" + value + "\": not a whole number");
-    } else if (flag == "--grace") {
-      o.grace = parse_number(flag, value, 0, 86400);
-    } else {
-      usage_error("unknown argument \"" + a + "\"");
-    }
-  }
+  auto operands = cli.parse(argc, argv, {{"host", 0, true}, {"port", 0, true}, {"workers", 0, true}, {"grace", 0, true}},
+                            [&](std::string_view opt, const char* v) {
+                              if (opt == "--host") o.host = v;
+                              else if (opt == "--port") o.port = static_cast<int>(cli.number(opt, v, 0, 65535));
+                              else if (opt == "--workers") o.workers = static_cast<int>(cli.number(opt, v, 1, 256));
+                              else o.grace = cli.real(opt, v, 0, 86400);
+                            });
+  if (!operands.empty()) cli.fail("unexpected argument \"" + operands[0] + "\"");
   return o;
 }
 

@@ -11,6 +11,7 @@
 // The timeout covers one URL with its redirects; it is enforced with
 // SO_SNDTIMEO/SO_RCVTIMEO set to what is left before each call (name
 // lookups are bounded by the resolver's own timeout).
+#include "args.hpp"
 #include "http_response.hpp"
 
 #include <moss/pool.hpp>
@@ -36,6 +37,7 @@
 #include <iostream>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -44,7 +46,8 @@ namespace {
 using clk = std::chrono::steady_clock;
 
 const char* const usage_text =
-    "usage: moss-fetch [-c N] [--timeout SECONDS] [--max-redirects N] [-o DIR] [-i FILE] [URL...]\n"
+    "usage: moss-fetch [-c N] [--timeout SECONDS] [--max-redirects N] [-o DIR] [--save-errors]\n"
+    "                  [-i FILE] [URL...]\n"
     "\n"
     "Fetches http:// URLs concurrently and prints a summary table (URL, status,\n"
     "bytes, time) on standard output. https:// is not supported.\n"
@@ -53,25 +56,26 @@ const char* const usage_text =
     "  -c N                 fetches in flight at once (default 10)\n"
     "  --timeout SECONDS    limit for each URL, redirects included (default 30)\n"
     "  --max-redirects N    redirects followed per URL (default 5; 0: none)\n"
-    "  -o DIR               save each body in DIR, named after its URL (a name\n"
-    "                       already taken gets a .1, .2, ... suffix); default:\n"
-    "                       bodies are discarded\n"
+    "  -o DIR               save each body in DIR (created if missing), named\n"
+    "                       after its URL (a name already taken gets a .1, .2,\n"
+    "                       ... suffix); default: bodies are discarded\n"
+    "  --save-errors        with -o, save the body of an error answer (status 400\n"
+    "                       or more) too; default: it is not saved\n"
     "  -i FILE              read URLs from FILE, one per line (- : standard input)\n"
     "  -h, --help           this text\n"
     "  --version            the version\n"
     "\n"
-    "A progress bar is drawn on standard error when it is a terminal.\n"
+    "A progress bar is drawn on standard error when it is a terminal. A URL that\n"
+    "cannot be fetched (malformed, unreachable, an error status) is reported and\n"
+    "the others are still fetched.\n"
     "exit status: 0 every URL fetched with a status below 400; 1 some failed;\n"
-    "2 usage error (bad option or bad URL)\n"
+    "2 usage error (bad option, no URL)\n"
     "\n"
     "examples:\n"
     "  moss-fetch http://example.com/ http://example.org/\n"
     "  moss-fetch -c 50 --timeout 5 -o pages -i urls.txt\n";
 
-[[noreturn]] void usage_error(const std::string& msg) {
-  std::fprintf(stderr, "moss-fetch: %s\n", msg.c_str());
-  std::exit(2);
-}
+const sample::args cli("moss-fetch", usage_text);
 
 struct url {
   std::string text;  // as given
@@ -174,6 +178,7 @@ struct options {
   double timeout_s = 30;
   int max_redirects = 5;
   std::optional<std::string> out_dir;
+  bool save_errors = false;  // with out_dir: save bodies of status >= 400 too
 };
 
 struct outcome {
@@ -329,7 +334,7 @@ bool get_once(const url& u, const options& opt, clk::time_point deadline, outcom
       location = std::string(*loc);
       return true;
     }
-    if (opt.out_dir) {
+    if (opt.out_dir && (s < 400 || opt.save_errors)) {
       file.fd = create_unique(*opt.out_dir, file_name_for(u), out.saved_as);
       if (file.fd < 0) {
         out.error = "cannot create a file in " + *opt.out_dir + ": " + std::strerror(errno);
@@ -407,76 +412,73 @@ std::string human_bytes(std::uint64_t n) {
   return b;
 }
 
+// read_url_list() appends the URLs listed in file ("-": standard input),
+// one per line; blank lines and lines starting with '#' are skipped.
+void read_url_list(const std::string& file, std::vector<std::string>& out) {
+  std::ifstream f;
+  std::istream* in = &std::cin;
+  if (file != "-") {
+    f.open(file);
+    if (!f) cli.fail("cannot read \"" + file + "\": " + std::strerror(errno));
+    in = &f;
+  }
+  for (std::string line; std::getline(*in, line);) {
+    while (!line.empty() && std::isspace(static_cast<unsigned char>(line.back()))) line.pop_back();
+    std::size_t s = line.find_first_not_of(" \t");
+    if (s == std::string::npos || line[s] == '#') continue;
+    out.push_back(line.substr(s));
+  }
+}
+
+// make_directory() is mkdir -p for -o: dir and any missing parents; exits
+// with status 1 naming the part that could not be made.
+void make_directory(const std::string& dir) {
+  for (std::size_t end = dir.find('/', 1);; end = dir.find('/', end + 1)) {
+    std::string part = dir.substr(0, end);
+    struct stat st{};
+    if (::mkdir(part.c_str(), 0777) != 0 && errno != EEXIST) {
+      std::fprintf(stderr, "moss-fetch: cannot create directory \"%s\": %s\n", part.c_str(), std::strerror(errno));
+      std::exit(1);
+    }
+    if (::stat(part.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+      std::fprintf(stderr, "moss-fetch: -o \"%s\": \"%s\" is not a directory\n", dir.c_str(), part.c_str());
+      std::exit(1);
+    }
+    if (end == std::string::npos) return;
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
   options opt;
   std::vector<std::string> inputs;
-  auto number = [](const std::string& optname, const char* v, double lo, double hi) {
-    char* end = nullptr;
-    errno = 0;
-    double d = std::strtod(v, &end);
-    if (*v == '\0' || *end != '\0' || errno != 0 || !(d >= lo && d <= hi))
-      usage_error("bad value \"" + std::string(v) + "\" for " + optname + " (try --help)");
-    return d;
-  };
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    auto value = [&]() -> const char* {
-      if (i + 1 >= argc) usage_error("option " + a + " needs a value (try --help)");
-      return argv[++i];
-    };
-    if (a == "-h" || a == "--help") {
-      std::fputs(usage_text, stdout);
-      return 0;
-    } else if (a == "--version") {
-      std::puts("moss-fetch 0.1.0");
-      return 0;
-    } else if (a == "-c") {
-      opt.concurrency = static_cast<std::size_t>(number(a, value(), 1, 100000));
-    } else if (a == "--timeout") {
-      opt.timeout_s = number(a, value(), 0.001, 86400);
-    } else if (a == "--max-redirects") {
-      opt.max_redirects = static_cast<int>(number(a, value(), 0, 100));
-    } else if (a == "-o") {
-      opt.out_dir = value();
-    } else if (a == "-i") {
-      std::string file = value();
-      std::ifstream f;
-      std::istream* in = &std::cin;
-      if (file != "-") {
-        f.open(file);
-        if (!f) usage_error("cannot read \"" + file + "\": " + std::strerror(errno));
-        in = &f;
-      }
-      for (std::string line; std::getline(*in, line);) {
-        while (!line.empty() && std::isspace(static_cast<unsigned char>(line.back()))) line.pop_back();
-        std::size_t s = line.find_first_not_of(" \t");
-        if (s == std::string::npos || line[s] == '#') continue;  // blank lines and comments
-        inputs.push_back(line.substr(s));
-      }
-    } else if (a == "--") {
-      for (++i; i < argc; ++i) inputs.emplace_back(argv[i]);
-    } else if (a.size() > 1 && a[0] == '-') {
-      usage_error("unknown option \"" + a + "\" (try --help)");
-    } else {
-      inputs.push_back(a);
-    }
-  }
-  if (inputs.empty()) usage_error("no URLs given (try --help)");
+  std::vector<std::string> operands = cli.parse(
+      argc, argv,
+      {{nullptr, 'c', true}, {"timeout", 0, true}, {"max-redirects", 0, true}, {nullptr, 'o', true},
+       {"save-errors", 0, false}, {nullptr, 'i', true}},
+      [&](std::string_view o, const char* v) {
+        if (o == "-c") opt.concurrency = static_cast<std::size_t>(cli.number(o, v, 1, 100000));
+        else if (o == "--timeout") opt.timeout_s = cli.real(o, v, 0.001, 86400);
+        else if (o == "--max-redirects") opt.max_redirects = static_cast<int>(cli.number(o, v, 0, 100));
+        else if (o == "-o") opt.out_dir = v;
+        else if (o == "--save-errors") opt.save_errors = true;
+        else read_url_list(v, inputs);
+      });
+  inputs.insert(inputs.end(), operands.begin(), operands.end());
+  if (inputs.empty()) cli.fail("no URLs given");
+  // A malformed URL is one failed row, not the end of the run.
   std::vector<url> urls;
+  std::vector<std::string> url_errors;
   for (const auto& s : inputs) {
     std::string err;
     auto u = parse_url(s, err);
-    if (!u) usage_error("bad URL \"" + s + "\": " + err);
+    url_errors.push_back(u ? "" : "bad URL: " + err);
+    if (!u) u.emplace().text = s;
     urls.push_back(*u);
   }
-  if (opt.out_dir) {
-    struct stat st{};
-    if (::stat(opt.out_dir->c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
-      usage_error("-o \"" + *opt.out_dir + "\": not a directory");
-  }
+  if (opt.out_dir) make_directory(*opt.out_dir);
 
   std::vector<outcome> results(urls.size());
   std::vector<bool> finished(urls.size(), false);
@@ -511,7 +513,8 @@ int main(int argc, char** argv) {
       }
       for (std::size_t i = 0; i < urls.size() && !interrupted; ++i) {
         p.spawn([&, i] {
-          results[i] = fetch(urls[i], opt);
+          if (url_errors[i].empty()) results[i] = fetch(urls[i], opt);
+          else results[i].error = url_errors[i];
           // A kill reaches a blocking call as an error (ECANCELED from the
           // patch layer): name the real cause.
           if (interrupted) results[i].error = "interrupted";

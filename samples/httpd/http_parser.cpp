@@ -59,6 +59,24 @@ bool has_ctl(std::string_view s, bool allow_tab) {
   return false;
 }
 
+// absolute_form() turns an absolute-form target ("http://host:port/path",
+// RFC 9112 section 3.2.2, what a client talking to a proxy sends) into its
+// path, and its authority into out.host; false if the authority is empty.
+// Other targets are left alone.
+bool absolute_form(request& out) {
+  std::string_view t = out.target;
+  std::size_t skip = 0;
+  if (t.size() >= 7 && iequals(t.substr(0, 7), "http://")) skip = 7;
+  else if (t.size() >= 8 && iequals(t.substr(0, 8), "https://")) skip = 8;
+  if (skip == 0) return true;
+  t.remove_prefix(skip);
+  auto end = t.find_first_of("/?#");
+  out.host = t.substr(0, end);
+  if (out.host.empty()) return false;
+  out.target = end == std::string_view::npos || t[end] != '/' ? std::string_view("/") : t.substr(end);
+  return true;
+}
+
 parse_status parse_request_line(std::string_view line, request& out) {
   auto sp1 = line.find(' ');
   if (sp1 == std::string_view::npos) return parse_status::bad;
@@ -68,6 +86,7 @@ parse_status parse_request_line(std::string_view line, request& out) {
   out.target = line.substr(sp1 + 1, sp2 - sp1 - 1);
   auto version = line.substr(sp2 + 1);
   if (!is_token(out.method)) return parse_status::bad;
+  if (!absolute_form(out)) return parse_status::bad;
   if (out.target.empty() || out.target.front() != '/' || has_ctl(out.target, false) ||
       out.target.find(' ') != std::string_view::npos)
     return parse_status::bad;
@@ -126,7 +145,8 @@ parse_status parse_request(std::string_view data, request& out, const limits& li
   }
   if (auto st = parse_request_line(line, out); st != parse_status::complete) return st;
 
-  bool saw_close = false, saw_keep_alive = false, saw_length = false, saw_te = false;
+  bool saw_close = false, saw_keep_alive = false, saw_length = false, saw_te = false, saw_host = false;
+  const bool host_from_target = !out.host.empty();  // absolute form: its authority wins over Host
   std::size_t fields = 0;
   for (;;) {
     if (!next_line(rest, line)) return truncated ? parse_status::too_large : parse_status::incomplete;
@@ -140,8 +160,11 @@ parse_status parse_request(std::string_view data, request& out, const limits& li
     auto value = trim_ows(line.substr(colon + 1));
     if (has_ctl(value, true)) return parse_status::bad;
     if (iequals(name, "host")) {
-      if (!out.host.empty() || value.empty()) return parse_status::bad;
-      out.host = value;
+      if (saw_host || value.empty()) return parse_status::bad;
+      saw_host = true;
+      if (!host_from_target) out.host = value;
+    } else if (iequals(name, "range")) {
+      out.range = value;
     } else if (iequals(name, "connection")) {
       connection_tokens(value, saw_close, saw_keep_alive);
     } else if (iequals(name, "content-length")) {
@@ -156,7 +179,7 @@ parse_status parse_request(std::string_view data, request& out, const limits& li
   }
   // RFC 9112 section 3.2: a 1.1 request without Host is a 400; section 6.3:
   // both framings at once is a smuggling attempt.
-  if (out.minor_version == 1 && out.host.empty()) return parse_status::bad;
+  if (out.minor_version == 1 && !saw_host) return parse_status::bad;
   if (saw_te && saw_length) return parse_status::bad;
   out.has_body = saw_te || out.content_length > 0;
   if (saw_close)

@@ -35,8 +35,9 @@ struct limits {
 
 struct request {
   std::string_view method;  // a token, e.g. "GET"
-  std::string_view target;  // as sent, starting with '/'
-  std::string_view host;    // empty when absent
+  std::string_view target;  // origin form, starting with '/' (an absolute-form target's path)
+  std::string_view host;    // an absolute-form target's authority, else Host; empty when absent
+  std::string_view range;   // the Range field's value; empty when absent
   int minor_version = 1;    // HTTP/1.<minor_version>
   bool keep_alive = true;   // by version default and Connection tokens
   bool has_body = false;    // Content-Length > 0 or Transfer-Encoding present

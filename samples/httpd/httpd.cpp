@@ -41,6 +41,7 @@
 // pool only while a request is read and answered), and the connection
 // object lives on the task's stack, so an idle keep-alive connection costs
 // the one stack page its parked frames touch plus the io layer's record.
+#include "args.hpp"
 #include "http_parser.hpp"
 
 #include <moss/moss.hpp>
@@ -53,6 +54,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <memory>
 #include <netdb.h>
@@ -186,17 +189,90 @@ const char* content_type(std::string_view path) {
 const char* reason(int status) {
   switch (status) {
     case 200: return "OK";
+    case 206: return "Partial Content";
+    case 301: return "Moved Permanently";
     case 400: return "Bad Request";
     case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
     case 408: return "Request Timeout";
+    case 416: return "Range Not Satisfiable";
     case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";
     case 503: return "Service Unavailable";
     case 505: return "HTTP Version Not Supported";
     default: return "Unknown";
   }
+}
+
+// http_date() is t as an HTTP date (RFC 9110 section 5.6.7), e.g. "Sun, 06
+// Nov 1994 08:49:37 GMT"; buf holds at least 32 bytes.
+const char* http_date(std::time_t t, char* buf) {
+  static constexpr const char* days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+  static constexpr const char* months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                           "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  std::tm tm{};
+  ::gmtime_r(&t, &tm);
+  std::snprintf(buf, 32, "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday], tm.tm_mday, months[tm.tm_mon],
+                tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+  return buf;
+}
+
+// date_now() is http_date() of the current second, formatted once a second
+// per thread.
+const char* date_now() {
+  thread_local std::time_t shown = -1;
+  thread_local char text[32];
+  std::time_t now = std::time(nullptr);
+  if (now != shown) {
+    http_date(now, text);
+    shown = now;
+  }
+  return text;
+}
+
+// A Range field (RFC 9110 section 14.2) against a file of size bytes: one
+// range only. A field that does not parse, or asks for several ranges, is
+// ignored (the whole file is sent, as the RFC allows); a range starting
+// past the end is unsatisfiable (416).
+enum class range_kind { whole, part, unsatisfiable };
+struct byte_range {
+  std::uint64_t first = 0, last = 0;  // inclusive
+};
+
+bool parse_digits(std::string_view s, std::uint64_t& n) {
+  if (s.empty() || s.size() > 18) return false;
+  n = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return false;
+    n = n * 10 + static_cast<std::uint64_t>(c - '0');
+  }
+  return true;
+}
+
+range_kind parse_range(std::string_view field, std::uint64_t size, byte_range& r) {
+  constexpr std::string_view unit = "bytes=";
+  if (field.size() <= unit.size() ||
+      !std::equal(unit.begin(), unit.end(), field.begin(), [](char a, char b) { return a == (b | 0x20) || a == b; }))
+    return range_kind::whole;
+  std::string_view spec = field.substr(unit.size());
+  auto dash = spec.find('-');
+  if (dash == std::string_view::npos || spec.find(',') != std::string_view::npos) return range_kind::whole;
+  std::uint64_t a = 0, b = 0;
+  if (dash == 0) {  // "-N": the last N bytes
+    if (!parse_digits(spec.substr(1), b)) return range_kind::whole;
+    if (b == 0 || size == 0) return range_kind::unsatisfiable;
+    r.first = size - std::min(b, size);
+    r.last = size - 1;
+    return range_kind::part;
+  }
+  if (!parse_digits(spec.substr(0, dash), a)) return range_kind::whole;
+  bool open_end = dash + 1 == spec.size();
+  if (!open_end && (!parse_digits(spec.substr(dash + 1), b) || b < a)) return range_kind::whole;
+  if (a >= size) return range_kind::unsatisfiable;
+  r.first = a;
+  r.last = open_end ? size - 1 : std::min(b, size - 1);
+  return range_kind::part;
 }
 
 // One connection: a task owns it, on its stack, from accept to close.
@@ -285,8 +361,7 @@ class connection {
         ssize_t n = receive_until(b_->in + have, sizeof b_->in - have, head_deadline);
         reading_ = false;
         if (n == timed_out) {
-          error_reply(408, "", false, false);
-          log("-", "-", 408, 0);
+          log("-", "-", 408, error_reply(408, "", false, false));
           flush();
           linger_close();
           return;
@@ -329,8 +404,7 @@ class connection {
   [[gnu::noinline]] bool answer(httpd::parse_status st, const httpd::request& req) {
     if (st != httpd::parse_status::complete) {
       int code = st == httpd::parse_status::too_large ? 431 : st == httpd::parse_status::bad_version ? 505 : 400;
-      error_reply(code, "", false, false);
-      log("-", "-", code, 0);
+      log("-", "-", code, error_reply(code, "", false, false));
       flush();
       linger_close();
       return false;
@@ -411,23 +485,43 @@ class connection {
   void head(int status, const char* type, std::uint64_t length, bool keep, const char* extra = "") {
     char h[512];
     int n = std::snprintf(h, sizeof h,
-                          "HTTP/1.1 %d %s\r\nServer: moss-httpd/0.1.0\r\nContent-Type: %s\r\n"
+                          "HTTP/1.1 %d %s\r\nServer: moss-httpd/0.1.0\r\nDate: %s\r\nContent-Type: %s\r\n"
                           "Content-Length: %llu\r\n%s%s\r\n",
-                          status, reason(status), type, static_cast<unsigned long long>(length), extra,
+                          status, reason(status), date_now(), type, static_cast<unsigned long long>(length), extra,
                           keep ? "" : "Connection: close\r\n");
     b_->out.append(h, static_cast<std::size_t>(n));
   }
 
-  void error_reply(int status, const char* extra, bool keep, bool head_only) {
+  // error_reply() queues a short plain-text answer; returns its body's
+  // size as sent (0 for HEAD).
+  std::uint64_t error_reply(int status, const char* extra, bool keep, bool head_only) {
     char body[64];
     int n = std::snprintf(body, sizeof body, "%d %s\n", status, reason(status));
     head(status, "text/plain; charset=utf-8", static_cast<std::uint64_t>(n), keep, extra);
-    if (!head_only) b_->out.append(body, static_cast<std::size_t>(n));
+    if (head_only) return 0;
+    b_->out.append(body, static_cast<std::size_t>(n));
+    return static_cast<std::uint64_t>(n);
   }
 
+  // log() prints one access-log line: client address, local time, the
+  // request, the status and the body bytes actually sent.
   void log(std::string_view method, std::string_view target, int status, std::uint64_t bytes) {
     if (!access_log) return;
-    std::printf("%.*s %.*s %d %llu\n", static_cast<int>(method.size()), method.data(),
+    sockaddr_storage peer{};
+    socklen_t len = sizeof peer;
+    char addr[INET6_ADDRSTRLEN] = "-";
+    if (::getpeername(fd_, reinterpret_cast<sockaddr*>(&peer), &len) == 0) {
+      const void* raw = peer.ss_family == AF_INET6
+                            ? static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(&peer)->sin6_addr)
+                            : static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(&peer)->sin_addr);
+      ::inet_ntop(peer.ss_family, raw, addr, sizeof addr);
+    }
+    std::time_t now = std::time(nullptr);
+    std::tm tm{};
+    ::localtime_r(&now, &tm);
+    char when[40];
+    std::strftime(when, sizeof when, "%d/%b/%Y:%H:%M:%S %z", &tm);
+    std::printf("%s [%s] \"%.*s %.*s\" %d %llu\n", addr, when, static_cast<int>(method.size()), method.data(),
                 static_cast<int>(target.size()), target.data(), status, static_cast<unsigned long long>(bytes));
   }
 
@@ -437,8 +531,7 @@ class connection {
     const bool is_head = req.method == "HEAD";
     const bool keep = req.keep_alive && !req.has_body;
     if (!is_head && req.method != "GET") {
-      error_reply(405, "Allow: GET, HEAD\r\n", keep, false);
-      log(req.method, req.target, 405, 0);
+      log(req.method, req.target, 405, error_reply(405, "Allow: GET, HEAD\r\n", keep, false));
       return true;
     }
     if (req.target == "/hello") {
@@ -451,7 +544,7 @@ class connection {
         head(200, "text/plain; charset=utf-8", 6, false);
         if (!is_head) b_->out.append("hello\n");
       }
-      log(req.method, req.target, 200, 6);
+      log(req.method, req.target, 200, is_head ? 0 : 6);
       return true;
     }
     std::string path;
@@ -459,17 +552,35 @@ class connection {
     auto ps = httpd::decode_path(req.target, path, dir_form);
     if (ps != httpd::path_status::ok) {
       int code = ps == httpd::path_status::escapes ? 403 : 400;
-      error_reply(code, "", keep, is_head);
-      log(req.method, req.target, code, 0);
+      log(req.method, req.target, code, error_reply(code, "", keep, is_head));
       return true;
     }
-    return send_file(req, path, is_head, keep);
+    return send_file(req, path, dir_form, is_head, keep);
   }
 
-  bool send_file(const httpd::request& req, const std::string& path, bool is_head, bool keep) {
+  // redirect_to_dir() answers a directory asked for without its trailing
+  // slash with 301 to the same path with it, so that the index page's
+  // relative links resolve inside the directory.
+  void redirect_to_dir(const httpd::request& req, bool is_head, bool keep) {
+    std::string_view t = req.target;
+    auto query = t.find('?');
+    std::string extra = "Location: ";
+    extra.append(t.substr(0, query)).append("/");
+    if (query != std::string_view::npos) extra.append(t.substr(query));
+    extra += "\r\n";
+    log(req.method, req.target, 301, error_reply(301, extra.c_str(), keep, is_head));
+  }
+
+  bool send_file(const httpd::request& req, const std::string& path, bool dir_form, bool is_head, bool keep) {
     std::string full = real_root + path;
     struct stat st {};
-    if (::stat(full.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) full += "/index.html";
+    if (::stat(full.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+      if (!dir_form && path != "/") {
+        redirect_to_dir(req, is_head, keep);
+        return true;
+      }
+      full += "/index.html";
+    }
     int code = 0;
     char resolved[PATH_MAX];
     if (::realpath(full.c_str(), resolved) == nullptr) {
@@ -495,30 +606,56 @@ class connection {
     if (code == 0 && (::fstat(file, &st) != 0 || !S_ISREG(st.st_mode))) code = 403;
     if (code != 0) {
       if (file >= 0) ::close(file);
-      error_reply(code, "", keep, is_head);
-      log(req.method, req.target, code, 0);
+      log(req.method, req.target, code, error_reply(code, "", keep, is_head));
       return true;
     }
-    auto size = static_cast<std::uint64_t>(st.st_size);
-    head(200, content_type(resolved), size, keep);
-    log(req.method, req.target, 200, size);
-    bool ok = true;
-    if (!is_head && size > 0) {
-      ok = send_all(b_->out.data(), b_->out.size(), MSG_MORE);
-      b_->out.clear();
-      off_t off = 0;
-      // In slices, so a client that reads slowly but steadily shows
-      // progress to the reaper.
-      constexpr std::uint64_t slice = 256 * 1024;
-      while (ok && static_cast<std::uint64_t>(off) < size) {
-        std::uint64_t left = size - static_cast<std::uint64_t>(off);
-        ssize_t n = moss::io::sendfile(fd_, file, &off, static_cast<std::size_t>(left < slice ? left : slice));
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) ok = false;  // the file shrank, or the peer left
-        else seen_ = worker.tick;
+    const auto size = static_cast<std::uint64_t>(st.st_size);
+    // Last-Modified, and the part of the file the Range field asks for.
+    char extra[160], modified[32];
+    byte_range r{0, size - 1};
+    auto kind = req.range.empty() ? range_kind::whole : parse_range(req.range, size, r);
+    if (kind == range_kind::unsatisfiable) {
+      ::close(file);
+      std::snprintf(extra, sizeof extra, "Content-Range: bytes */%llu\r\n", static_cast<unsigned long long>(size));
+      log(req.method, req.target, 416, error_reply(416, extra, keep, is_head));
+      return true;
+    }
+    int used = std::snprintf(extra, sizeof extra, "Accept-Ranges: bytes\r\nLast-Modified: %s\r\n",
+                             http_date(st.st_mtime, modified));
+    if (kind == range_kind::part)
+      std::snprintf(extra + used, sizeof extra - static_cast<std::size_t>(used), "Content-Range: bytes %llu-%llu/%llu\r\n",
+                    static_cast<unsigned long long>(r.first), static_cast<unsigned long long>(r.last),
+                    static_cast<unsigned long long>(size));
+    const std::uint64_t length = kind == range_kind::part ? r.last - r.first + 1 : size;
+    const int status = kind == range_kind::part ? 206 : 200;
+    head(status, content_type(resolved), length, keep, extra);
+    std::uint64_t sent = 0;
+    bool ok = is_head || length == 0 || send_body(file, r.first, length, sent);
+    ::close(file);
+    log(req.method, req.target, status, sent);
+    return ok;
+  }
+
+  // send_body() sends the queued head, then length bytes of file from
+  // offset first; sent counts the file bytes that went out.
+  bool send_body(int file, std::uint64_t first, std::uint64_t length, std::uint64_t& sent) {
+    bool ok = send_all(b_->out.data(), b_->out.size(), MSG_MORE);
+    b_->out.clear();
+    auto off = static_cast<off_t>(first);
+    // In slices, so a client that reads slowly but steadily shows
+    // progress to the reaper.
+    constexpr std::uint64_t slice = 256 * 1024;
+    while (ok && sent < length) {
+      std::uint64_t left = length - sent;
+      ssize_t n = moss::io::sendfile(fd_, file, &off, static_cast<std::size_t>(left < slice ? left : slice));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        ok = false;  // the file shrank, or the peer left
+      } else {
+        sent += static_cast<std::uint64_t>(n);
+        seen_ = worker.tick;
       }
     }
-    ::close(file);
     return ok;
   }
 
@@ -593,104 +730,56 @@ void accept_loop(int listener) {
   }
 }
 
-void usage(FILE* f) {
-  std::fprintf(f,
-               "usage: moss-httpd [--port P] [--host H] [--workers N] [--idle-timeout S]\n"
-               "                  [--head-timeout S] [--access-log] [ROOT]\n"
-               "\n"
-               "Serve the directory ROOT (default: the current directory) over HTTP/1.1\n"
-               "with keep-alive: GET and HEAD, index.html for directories, and /hello,\n"
-               "which answers \"hello\" (for benchmarks). Ctrl-C stops it. When it runs out\n"
-               "of file descriptors, the connections that have waited longest for a\n"
-               "request are closed to make room for new ones.\n"
-               "\n"
-               "  --port P       TCP port (default 8000; 0 picks a free one)\n"
-               "  --host H       address to listen on (default 127.0.0.1)\n"
-               "  --workers N    N threads, each with its own SO_REUSEPORT listener (default 1)\n"
-               "  --idle-timeout S\n"
-               "                 close a connection that sends or reads nothing for S seconds\n"
-               "                 (default 60; checked once a second)\n"
-               "  --head-timeout S\n"
-               "                 answer 408 and close a connection whose request head (request\n"
-               "                 line and headers) is still incomplete S seconds after its\n"
-               "                 first bytes came (default 10)\n"
-               "  --access-log   print \"METHOD TARGET STATUS BYTES\" per request on stdout\n"
-               "  --help, --version\n"
-               "\n"
-               "examples:\n"
-               "  moss-httpd ./public\n"
-               "  moss-httpd --host 0.0.0.0 --port 8080 --workers 4 /srv/www\n"
-               "  curl -i http://127.0.0.1:8000/hello\n");
-}
+const char* const usage_text =
+    "usage: moss-httpd [--port P] [--host H] [--workers N] [--idle-timeout S]\n"
+    "                  [--head-timeout S] [--access-log] [ROOT]\n"
+    "\n"
+    "Serve the directory ROOT (default: the current directory) over HTTP/1.1\n"
+    "with keep-alive: GET and HEAD, single byte ranges (Range), index.html for\n"
+    "directories (a directory named without its trailing slash is redirected\n"
+    "to it, 301), absolute-form targets (http://host/path), and /hello,\n"
+    "which answers \"hello\" (for benchmarks). Ctrl-C stops it. When it runs out\n"
+    "of file descriptors, the connections that have waited longest for a\n"
+    "request are closed to make room for new ones.\n"
+    "\n"
+    "  --port P       TCP port (default 8000; 0 picks a free one)\n"
+    "  --host H       address to listen on (default 127.0.0.1)\n"
+    "  --workers N    N threads, each with its own SO_REUSEPORT listener (default 1)\n"
+    "  --idle-timeout S\n"
+    "                 close a connection that sends or reads nothing for S seconds\n"
+    "                 (default 60; checked once a second)\n"
+    "  --head-timeout S\n"
+    "                 answer 408 and close a connection whose request head (request\n"
+    "                 line and headers) is still incomplete S seconds after its\n"
+    "                 first bytes came (default 10)\n"
+    "  --access-log   print a line per request on stdout: ADDRESS [LOCAL TIME]\n"
+    "                 \"METHOD TARGET\" STATUS BYTES, BYTES being the body bytes sent\n"
+    "  --help, --version\n"
+    "\n"
+    "examples:\n"
+    "  moss-httpd ./public\n"
+    "  moss-httpd --host 0.0.0.0 --port 8080 --workers 4 /srv/www\n"
+    "  curl -i http://127.0.0.1:8000/hello\n";
 
-bool parse_int(const char* s, int lo, int hi, int& out) {
-  char* end = nullptr;
-  errno = 0;
-  long v = std::strtol(s, &end, 10);
-  if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi) return false;
-  out = static_cast<int>(v);
-  return true;
-}
+const sample::args cli(prog, usage_text);
 
 }  // namespace
 
 int main(int argc, char** argv) {
   config cfg;
-  bool root_given = false;
-  for (int i = 1; i < argc; ++i) {
-    std::string_view a = argv[i];
-    auto value = [&](const char* what) -> const char* {
-      if (i + 1 >= argc) {
-        std::fprintf(stderr, "%s: %s needs a value (try --help)\n", prog, what);
-        std::exit(2);
-      }
-      return argv[++i];
-    };
-    if (a == "--help" || a == "-h") {
-      usage(stdout);
-      return 0;
-    } else if (a == "--version") {
-      std::printf("moss-httpd 0.1.0\n");
-      return 0;
-    } else if (a == "--port") {
-      const char* v = value("--port");
-      if (!parse_int(v, 0, 65535, cfg.port)) {
-        std::fprintf(stderr, "%s: bad port \"%s\": expected 0 to 65535\n", prog, v);
-        return 2;
-      }
-    } else if (a == "--host") {
-      cfg.host = value("--host");
-    } else if (a == "--workers") {
-      const char* v = value("--workers");
-      if (!parse_int(v, 1, 1024, cfg.workers)) {
-        std::fprintf(stderr, "%s: bad worker count \"%s\": expected 1 to 1024\n", prog, v);
-        return 2;
-      }
-    } else if (a == "--idle-timeout") {
-      const char* v = value("--idle-timeout");
-      if (!parse_int(v, 1, 86400, cfg.idle_seconds)) {
-        std::fprintf(stderr, "%s: bad idle timeout \"%s\": expected 1 to 86400 seconds\n", prog, v);
-        return 2;
-      }
-    } else if (a == "--head-timeout") {
-      const char* v = value("--head-timeout");
-      if (!parse_int(v, 1, 86400, cfg.head_seconds)) {
-        std::fprintf(stderr, "%s: bad head timeout \"%s\": expected 1 to 86400 seconds\n", prog, v);
-        return 2;
-      }
-    } else if (a == "--access-log") {
-      cfg.access_log = true;
-    } else if (a.size() > 1 && a[0] == '-') {
-      std::fprintf(stderr, "%s: unknown option \"%s\" (try --help)\n", prog, argv[i]);
-      return 2;
-    } else if (root_given) {
-      std::fprintf(stderr, "%s: unexpected argument \"%s\": only one ROOT may be given\n", prog, argv[i]);
-      return 2;
-    } else {
-      cfg.root = argv[i];
-      root_given = true;
-    }
-  }
+  auto operands = cli.parse(argc, argv,
+                            {{"port", 0, true}, {"host", 0, true}, {"workers", 0, true}, {"idle-timeout", 0, true},
+                             {"head-timeout", 0, true}, {"access-log", 0, false}},
+                            [&](std::string_view opt, const char* v) {
+                              if (opt == "--port") cfg.port = static_cast<int>(cli.number(opt, v, 0, 65535));
+                              else if (opt == "--host") cfg.host = v;
+                              else if (opt == "--workers") cfg.workers = static_cast<int>(cli.number(opt, v, 1, 1024));
+                              else if (opt == "--idle-timeout") cfg.idle_seconds = static_cast<int>(cli.number(opt, v, 1, 86400));
+                              else if (opt == "--head-timeout") cfg.head_seconds = static_cast<int>(cli.number(opt, v, 1, 86400));
+                              else cfg.access_log = true;
+                            });
+  if (operands.size() > 1) cli.fail("unexpected argument \"" + operands[1] + "\": only one ROOT may be given");
+  if (!operands.empty()) cfg.root = operands[0];
   std::signal(SIGPIPE, SIG_IGN);
   access_log = cfg.access_log;
   idle_ticks = static_cast<unsigned long>(std::chrono::seconds(cfg.idle_seconds) / reap_every);

@@ -13,6 +13,8 @@
 // tell a truncated stream from a complete one (a clean end of file).
 // --max-connections is a moss::semaphore taken before accept: past the
 // limit new clients wait in the kernel's listen backlog until one finishes.
+#include "args.hpp"
+
 #include <moss/moss.hpp>
 
 #include <arpa/inet.h>
@@ -71,19 +73,9 @@ struct options {
   long max_connections = 1000;
 };
 
-[[noreturn]] void usage_error(const std::string& msg) {
-  std::fprintf(stderr, "moss-proxy: %s (try --help)\n", msg.c_str());
-  std::exit(2);
-}
+const sample::args cli("moss-proxy", usage_text);
 
-double parse_seconds(const std::string& flag, const std::string& text) {
-  char* end = nullptr;
-  errno = 0;
-  double v = std::strtod(text.c_str(), &end);
-  if (text.empty() || *end != '\0' || errno != 0 || !(v >= 0 && v <= 1e6))
-    usage_error("bad " + flag + " \"" + text + "\": expected seconds from 0 to 1000000");
-  return v;
-}
+[[noreturn]] void usage_error(const std::string& msg) { cli.fail(msg); }
 
 bool valid_port(const std::string& p) {
   return !p.empty() && p.size() <= 5 && p.find_first_not_of("0123456789") == std::string::npos && std::stol(p) <= 65535;
@@ -95,7 +87,7 @@ void split_host_port(const std::string& flag, const std::string& text, const cha
                      std::string* port) {
   auto colon = text.rfind(':');
   if (colon == std::string::npos) {
-    if (default_host == nullptr) usage_error("bad " + flag + " \"" + text + "\": expected HOST:PORT");
+    if (default_host == nullptr) usage_error(sample::args::bad_value(flag, text.c_str()) + ": expected HOST:PORT");
     *host = default_host;
     *port = text;
   } else {
@@ -104,59 +96,35 @@ void split_host_port(const std::string& flag, const std::string& text, const cha
     if (host->size() >= 2 && host->front() == '[' && host->back() == ']') *host = host->substr(1, host->size() - 2);
   }
   if (host->empty() || !valid_port(*port))
-    usage_error("bad " + flag + " \"" + text + "\": expected " + (default_host ? "[HOST:]PORT" : "HOST:PORT") +
+    usage_error(sample::args::bad_value(flag, text.c_str()) + ": expected " + (default_host ? "[HOST:]PORT" : "HOST:PORT") +
                 " with a port from 0 to 65535");
 }
 
 options parse_args(int argc, char** argv) {
   options o;
-  std::vector<std::string> positional;
   bool have_listen = false, have_upstream = false;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a == "--help" || a == "-h") {
-      std::fputs(usage_text, stdout);
-      std::exit(0);
-    }
-    if (a == "--version") {
-      std::puts("moss-proxy 0.1.0");
-      std::exit(0);
-    }
-    if (a.size() > 1 && a[0] == '-') {
-      std::string flag = a, value;
-      if (auto eq = a.find('='); eq != std::string::npos) {
-        flag = a.substr(0, eq);
-        value = a.substr(eq + 1);
-      } else if (a == "--listen" || a == "--upstream" || a == "--idle-timeout" || a == "--max-connections" ||
-                 a == "--connect-timeout") {
-        if (i + 1 >= argc) usage_error(a + " needs a value");
-        value = argv[++i];
-      }
-      if (flag == "--listen") {
-        split_host_port(flag, value, "127.0.0.1", &o.listen_host, &o.listen_port);
-        have_listen = true;
-      } else if (flag == "--upstream") {
-        split_host_port(flag, value, nullptr, &o.up_host, &o.up_port);
-        have_upstream = true;
-      } else if (flag == "--idle-timeout") {
-        o.idle = parse_seconds(flag, value);
-      } else if (flag == "--connect-timeout") {
-        o.connect_timeout = parse_seconds(flag, value);
-      } else if (flag == "--max-connections") {
-        if (value.empty() || value.size() > 7 || value.find_first_not_of("0123456789") != std::string::npos ||
-            std::stol(value) < 1)
-          usage_error("bad --max-connections \"" + value + "\": expected a number from 1 to 9999999");
-        o.max_connections = std::stol(value);
-      } else {
-        usage_error("unknown argument \"" + a + "\"");
-      }
-      continue;
-    }
-    positional.push_back(a);
-  }
+  std::vector<std::string> positional = cli.parse(
+      argc, argv,
+      {{"listen", 0, true}, {"upstream", 0, true}, {"idle-timeout", 0, true}, {"connect-timeout", 0, true},
+       {"max-connections", 0, true}},
+      [&](std::string_view opt, const char* v) {
+        if (opt == "--listen") {
+          split_host_port(std::string(opt), v, "127.0.0.1", &o.listen_host, &o.listen_port);
+          have_listen = true;
+        } else if (opt == "--upstream") {
+          split_host_port(std::string(opt), v, nullptr, &o.up_host, &o.up_port);
+          have_upstream = true;
+        } else if (opt == "--idle-timeout") {
+          o.idle = cli.real(opt, v, 0, 1e6);
+        } else if (opt == "--connect-timeout") {
+          o.connect_timeout = cli.real(opt, v, 0, 1e6);
+        } else {
+          o.max_connections = cli.number(opt, v, 1, 9999999);
+        }
+      });
   if (positional.size() == 2 && !have_listen && !have_upstream) {
     if (!valid_port(positional[0]))
-      usage_error("bad LISTEN_PORT \"" + positional[0] + "\": expected a port from 0 to 65535");
+      usage_error(sample::args::bad_value("LISTEN_PORT", positional[0].c_str()) + ": expected a port from 0 to 65535");
     o.listen_port = positional[0];
     split_host_port("UPSTREAM", positional[1], nullptr, &o.up_host, &o.up_port);
   } else if (!positional.empty() || !have_listen || !have_upstream) {

@@ -4,6 +4,8 @@
 //
 // Results are printed in input order as soon as every earlier name is done,
 // so a long list streams out instead of appearing all at the end.
+#include "args.hpp"
+
 #include <moss/dns.hpp>
 #include <moss/pool.hpp>
 #include <moss/signal.hpp>
@@ -20,6 +22,7 @@
 #include <iostream>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace {
@@ -47,19 +50,7 @@ const char* const usage_text =
     "  moss-resolve -c 500 -4 < names.txt\n"
     "  moss-resolve --server 127.0.0.1:5353 a.test b.test\n";
 
-[[noreturn]] void usage_error(const std::string& msg) {
-  std::fprintf(stderr, "moss-resolve: %s (try --help)\n", msg.c_str());
-  std::exit(2);
-}
-
-std::size_t parse_count(const std::string& opt, const char* v) {
-  char* end = nullptr;
-  errno = 0;
-  long n = std::strtol(v, &end, 10);
-  if (*v == '\0' || *end != '\0' || errno != 0 || n < 1 || n > 1000000)
-    usage_error("bad value \"" + std::string(v) + "\" for " + opt + ": expected 1 to 1000000");
-  return static_cast<std::size_t>(n);
-}
+const sample::args cli("moss-resolve", usage_text);
 
 // lookup() returns the line printed for name (without the newline).
 std::string lookup(const std::string& name, int family) {
@@ -93,45 +84,24 @@ int main(int argc, char** argv) {
   int family = AF_UNSPEC;
   bool only4 = false, only6 = false;
   std::optional<std::string> server;
-  std::vector<std::string> names;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    auto value = [&]() -> const char* {
-      if (i + 1 >= argc) usage_error("option " + a + " needs a value");
-      return argv[++i];
-    };
-    if (a == "-h" || a == "--help") {
-      std::fputs(usage_text, stdout);
-      return 0;
-    } else if (a == "--version") {
-      std::puts("moss-resolve 0.1.0");
-      return 0;
-    } else if (a == "-c") {
-      concurrency = parse_count(a, value());
-    } else if (a == "-4") {
-      only4 = true;
-    } else if (a == "-6") {
-      only6 = true;
-    } else if (a == "--server") {
-      server = value();
-    } else if (a == "--") {
-      for (++i; i < argc; ++i) names.emplace_back(argv[i]);
-    } else if (!a.empty() && a[0] == '-') {
-      usage_error("unknown option \"" + a + "\"");
-    } else {
-      names.push_back(a);
-    }
-  }
+  std::vector<std::string> names = cli.parse(
+      argc, argv, {{nullptr, 'c', true}, {nullptr, '4', false}, {nullptr, '6', false}, {"server", 0, true}},
+      [&](std::string_view opt, const char* v) {
+        if (opt == "-c") concurrency = static_cast<std::size_t>(cli.number(opt, v, 1, 1000000));
+        else if (opt == "-4") only4 = true;
+        else if (opt == "-6") only6 = true;
+        else server = v;
+      });
   if (only4 != only6) family = only4 ? AF_INET : AF_INET6;  // both given: both families
 
   if (server) {
-    if (server->empty()) usage_error("bad --server \"\": expected IP[:PORT]");
+    if (server->empty()) cli.fail("bad value \"\" for --server: expected IP[:PORT]");
     try {
       moss::dns::settings s = moss::dns::current_settings();
       s.servers = *server;
       moss::dns::configure(s);
     } catch (const std::exception& e) {
-      usage_error("bad --server \"" + *server + "\": " + e.what());
+      cli.fail(cli.bad_value("--server", server->c_str()) + ": " + e.what());
     }
   }
   if (names.empty()) {

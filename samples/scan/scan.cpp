@@ -5,11 +5,15 @@
 // 65535 ports holds at most -c sockets and greenlets at a time. The host
 // name is resolved with moss::dns. Open ports are printed sorted, one per
 // line, once the scan is done.
+#include "args.hpp"
+
 #include <moss/moss.hpp>
 
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -19,6 +23,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace {
@@ -27,7 +32,9 @@ constexpr const char* usage_text =
     "usage: moss-scan [-c N] [--timeout MS] HOST PORTS\n"
     "\n"
     "Tries a TCP connection to each port of HOST and prints the open ones,\n"
-    "sorted, one per line as \"PORT open\".\n"
+    "sorted, one per line as \"PORT open\". A summary (ports tried, open, closed,\n"
+    "time) follows on standard error, and while the scan runs a progress line\n"
+    "is drawn there when it is a terminal.\n"
     "\n"
     "  PORTS          80, 1-1024, or a list such as 22,80,8000-8100\n"
     "  -c N           attempts in flight at once (default 100)\n"
@@ -42,10 +49,9 @@ constexpr const char* usage_text =
     "  moss-scan localhost 1-1024\n"
     "  moss-scan -c 500 --timeout 300 192.168.1.10 22,80,443,8000-8100\n";
 
-[[noreturn]] void usage_error(const std::string& msg) {
-  std::fprintf(stderr, "moss-scan: %s (try --help)\n", msg.c_str());
-  std::exit(2);
-}
+const sample::args cli("moss-scan", usage_text);
+
+[[noreturn]] void usage_error(const std::string& msg) { cli.fail(msg); }
 
 // parse_int() reads all of text as a whole number within [lo, hi].
 bool parse_int(const std::string& text, long lo, long hi, long* out) {
@@ -110,33 +116,32 @@ outcome probe(const moss::dns::address& target, int port, std::chrono::milliseco
   }
 }
 
+// address_text() is the numeric form of a resolved address.
+std::string address_text(const moss::dns::address& a) {
+  char text[INET6_ADDRSTRLEN] = "?";
+  const void* raw = a.family == AF_INET6
+                        ? static_cast<const void*>(&reinterpret_cast<const sockaddr_in6*>(&a.storage)->sin6_addr)
+                        : static_cast<const void*>(&reinterpret_cast<const sockaddr_in*>(&a.storage)->sin_addr);
+  inet_ntop(a.family, raw, text, sizeof text);
+  return text;
+}
+
+// draw_progress() draws "done/total ports, N open" over the line it drew
+// last on stderr.
+void draw_progress(std::size_t done, std::size_t total, std::size_t open) {
+  std::fprintf(stderr, "\r\033[Kmoss-scan: %zu/%zu ports, %zu open", done, total, open);
+  std::fflush(stderr);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   long concurrency = 100, timeout_ms = 1000;
-  std::vector<std::string> positional;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a == "--help" || a == "-h") {
-      std::fputs(usage_text, stdout);
-      return 0;
-    }
-    if (a == "--version") {
-      std::puts("moss-scan 0.1.0");
-      return 0;
-    }
-    if (a == "-c" || a == "--timeout") {
-      if (i + 1 >= argc) usage_error(a + " needs a value");
-      std::string v = argv[++i];
-      if (a == "-c" && !parse_int(v, 1, 100000, &concurrency))
-        usage_error("bad -c \"" + v + "\": expected a number from 1 to 100000");
-      if (a == "--timeout" && !parse_int(v, 1, 3600000, &timeout_ms))
-        usage_error("bad --timeout \"" + v + "\": expected milliseconds from 1 to 3600000");
-      continue;
-    }
-    if (a.size() > 1 && a[0] == '-') usage_error("unknown argument \"" + a + "\"");
-    positional.push_back(a);
-  }
+  std::vector<std::string> positional =
+      cli.parse(argc, argv, {{nullptr, 'c', true}, {"timeout", 0, true}}, [&](std::string_view opt, const char* v) {
+        if (opt == "-c") concurrency = cli.number(opt, v, 1, 100000);
+        else timeout_ms = cli.number(opt, v, 1, 3600000);
+      });
   if (positional.size() != 2) usage_error("expected HOST and PORTS");
   std::vector<int> ports = parse_ports(positional[1]);
   std::signal(SIGPIPE, SIG_IGN);
@@ -168,10 +173,30 @@ int main(int argc, char** argv) {
       };
       auto on_int = moss::signal_handler(SIGINT, stop);
       auto on_term = moss::signal_handler(SIGTERM, stop);
+      std::size_t done = 0, open = 0;
+      auto t0 = std::chrono::steady_clock::now();
+      moss::task<void> ticker;
+      if (::isatty(STDERR_FILENO) != 0) {
+        draw_progress(0, ports.size(), 0);
+        ticker = moss::spawn([&] {
+          for (;;) {
+            moss::sleep(std::chrono::milliseconds(100));
+            draw_progress(done, ports.size(), open);
+          }
+        });
+      }
       for (std::size_t i = 0; i < ports.size() && !stopped; ++i)
-        p.spawn([&, i] { result[i] = probe(target, ports[i], std::chrono::milliseconds(timeout_ms), &why[i]); });
+        p.spawn([&, i] {
+          result[i] = probe(target, ports[i], std::chrono::milliseconds(timeout_ms), &why[i]);
+          ++done;
+          if (result[i] == outcome::open) ++open;
+        });
       if (stopped) p.kill();  // one more may have started as the signal came
       p.join();
+      if (ticker) {
+        ticker.kill();
+        std::fputs("\r\033[K", stderr);  // the progress line goes; the summary takes its place
+      }
       if (stopped) {
         std::fprintf(stderr, "moss-scan: interrupted\n");
         return 1;
@@ -183,6 +208,12 @@ int main(int argc, char** argv) {
           std::fprintf(stderr, "moss-scan: port %d: %s\n", ports[i], why[i].c_str());
       }
       if (failed > 5) std::fprintf(stderr, "moss-scan: %d ports in all could not be tried\n", failed);
+      std::fflush(stdout);
+      double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      std::fprintf(stderr, "moss-scan: %zu port%s of %s (%s) scanned in %.2f s: %zu open, %zu closed%s\n",
+                   ports.size(), ports.size() == 1 ? "" : "s", positional[0].c_str(), address_text(target).c_str(),
+                   secs, open, ports.size() - open - static_cast<std::size_t>(failed),
+                   failed > 0 ? (", " + std::to_string(failed) + " not tried").c_str() : "");
       return failed > 0 ? 1 : 0;
     });
   } catch (const std::exception& e) {

@@ -4,11 +4,12 @@
 //    greenlets they all finish after ~4 units, not 1 + 2 + 4 = 7.
 // 2. greenlet's eat/play: two raw greenlets switch back and forth with
 //    switch_to(), passing values both ways.
+#include "args.hpp"
+
 #include <moss/moss.hpp>
 
 #include <chrono>
 #include <cstdio>
-#include <cstring>
 #include <string>
 
 using namespace std::chrono_literals;
@@ -61,19 +62,11 @@ void eat_and_play() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  for (int i = 1; i < argc; ++i) {
-    if (std::strcmp(argv[i], "--help") == 0 || std::strcmp(argv[i], "-h") == 0) {
-      std::printf("usage: moss-tour\n\nA few seconds' demonstration of moss: tasks that sleep concurrently on one\n"
-                  "thread, and two greenlets passing values with switch_to().\n");
-      return 0;
-    }
-    if (std::strcmp(argv[i], "--version") == 0) {
-      std::printf("moss-tour 0.1.0\n");
-      return 0;
-    }
-    std::fprintf(stderr, "moss-tour: unknown argument \"%s\" (try --help)\n", argv[i]);
-    return 2;
-  }
+  const sample::args cli("moss-tour",
+                         "usage: moss-tour\n\nA few seconds' demonstration of moss: tasks that sleep concurrently on one\n"
+                         "thread, and two greenlets passing values with switch_to().\n");
+  auto operands = cli.parse(argc, argv, {}, [](std::string_view, const char*) {});
+  if (!operands.empty()) cli.fail("unexpected argument \"" + operands[0] + "\"");
   try {
     moss::run([] {
       sleepers();

@@ -55,7 +55,7 @@ class chat_process {
     while (::read(out[0], &c, 1) == 1 && c != '\n') line += c;
     ::close(out[0]);
     auto colon = line.rfind(':');
-    if (line.rfind("listening on 127.0.0.1:", 0) != 0 || colon == std::string::npos)
+    if (line.rfind("moss-chat: listening on 127.0.0.1:", 0) != 0 || colon == std::string::npos)
       throw std::runtime_error("moss-chat did not start: \"" + line + "\"");
     port_ = std::atoi(line.c_str() + colon + 1);
   }

@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstdio>
@@ -168,14 +169,78 @@ TEST(Fetch, UrlsComeFromAFile) {
   EXPECT_NE(r.out.find("2 URLs, 0 failed"), std::string::npos) << r.out;
 }
 
+TEST(Fetch, ABadUrlFailsOnlyItsOwnRow) {
+  moss_test::http_server srv(0ms);
+  auto r = run("htp:/x http://:80/ http://h:99999/ " + srv.url("/fine"));
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("moss-fetch: htp:/x: bad URL: unsupported scheme\n"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("moss-fetch: http://:80/: bad URL: missing host\n"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("moss-fetch: http://h:99999/: bad URL: bad port\n"), std::string::npos) << r.err;
+  EXPECT_EQ(fields(row(r.out, srv.url("/fine")))[1], "200") << r.out;
+  EXPECT_NE(r.out.find("4 URLs, 3 failed"), std::string::npos) << r.out;
+}
+
+// out_dir: a fresh directory name under /tmp, removed at the end.
+struct out_dir {
+  std::filesystem::path path = std::filesystem::temp_directory_path() /
+                               ("moss_fetch_dir_" + std::to_string(::getpid()) + "_" + std::to_string(++count));
+  ~out_dir() { std::filesystem::remove_all(path); }
+  std::vector<std::string> names() const {
+    std::vector<std::string> v;
+    for (const auto& e : std::filesystem::recursive_directory_iterator(path))
+      if (e.is_regular_file()) v.push_back(e.path().filename().string());
+    std::sort(v.begin(), v.end());
+    return v;
+  }
+  static inline int count = 0;
+};
+
+TEST(Fetch, TheOutputDirectoryIsCreatedWithItsParents) {
+  moss_test::http_server srv(0ms, "body text\n");
+  out_dir d;
+  auto target = d.path / "new" / "deeper";
+  auto r = run("-o " + target.string() + " " + srv.url("/x.txt"));
+  EXPECT_EQ(r.status, 0) << r.err;
+  std::ifstream f(target / ("127.0.0.1_" + std::to_string(srv.port()) + "_x.txt"));
+  std::stringstream ss;
+  ss << f.rdbuf();
+  EXPECT_EQ(ss.str(), "body text\n");
+}
+
+TEST(Fetch, AnOutputDirectoryThatIsAFileIsReported) {
+  char name[] = "/tmp/moss_fetch_file_XXXXXX";
+  ::close(mkstemp(name));
+  auto r = run(std::string("-o ") + name + "/sub http://127.0.0.1:1/");
+  ::unlink(name);
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find(std::string("moss-fetch: -o \"") + name + "/sub\": \"" + name + "\" is not a directory"),
+            std::string::npos)
+      << r.err;
+}
+
+TEST(Fetch, AnErrorBodyIsSavedOnlyWithSaveErrors) {
+  moss_test::http_server srv(0ms);
+  out_dir d;
+  auto r = run("-o " + d.path.string() + " " + srv.url("/status/404") + " " + srv.url("/ok"));
+  EXPECT_EQ(r.status, 1);
+  std::string base = "127.0.0.1_" + std::to_string(srv.port());
+  EXPECT_EQ(d.names(), std::vector<std::string>{base + "_ok"});
+  auto kept = run("--save-errors -o " + d.path.string() + " " + srv.url("/status/404"));
+  EXPECT_EQ(kept.status, 1);
+  EXPECT_EQ(d.names(), (std::vector<std::string>{base + "_ok", base + "_status_404"}));
+}
+
 TEST(Fetch, UsageErrors) {
-  auto bad = run("htp:/x");
-  EXPECT_EQ(bad.status, 2);
-  EXPECT_EQ(bad.err, "moss-fetch: bad URL \"htp:/x\": unsupported scheme\n");
-  EXPECT_EQ(run("http://:80/").status, 2);
-  EXPECT_EQ(run("http://h:99999/").status, 2);
   EXPECT_EQ(run("").status, 2);
-  EXPECT_EQ(run("--frob http://h/").status, 2);
+  auto frob = run("--frob http://h/");
+  EXPECT_EQ(frob.status, 2);
+  EXPECT_EQ(frob.err, "moss-fetch: unknown option \"--frob\" (try --help)\n");
+  auto c = run("-c0 http://h/");
+  EXPECT_EQ(c.status, 2);
+  EXPECT_NE(c.err.find("bad value \"0\" for -c"), std::string::npos) << c.err;
+  auto t = run("--timeout=soon http://h/");
+  EXPECT_EQ(t.status, 2);
+  EXPECT_NE(t.err.find("bad value \"soon\" for --timeout"), std::string::npos) << t.err;
   EXPECT_EQ(run("--help").status, 0);
   EXPECT_EQ(run("--version").out, "moss-fetch 0.1.0\n");
 }

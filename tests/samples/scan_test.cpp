@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <vector>
@@ -177,10 +178,10 @@ TEST_F(WithHub, ABadRangeIsAUsageErrorNamingThePart) {
 TEST_F(WithHub, BadConcurrencyAndUnknownFlagsAreUsageErrors) {
   auto a = run({scan_bin, "-c", "0", "127.0.0.1", "80"});
   EXPECT_EQ(a.status, 2);
-  EXPECT_NE(a.err.find("bad -c \"0\""), std::string::npos) << a.err;
+  EXPECT_NE(a.err.find("bad value \"0\" for -c"), std::string::npos) << a.err;
   auto b = run({scan_bin, "--frobnicate", "127.0.0.1", "80"});
   EXPECT_EQ(b.status, 2);
-  EXPECT_NE(b.err.find("unknown argument \"--frobnicate\""), std::string::npos) << b.err;
+  EXPECT_NE(b.err.find("moss-scan: unknown option \"--frobnicate\" (try --help)"), std::string::npos) << b.err;
   auto c = run({scan_bin, "127.0.0.1"});
   EXPECT_EQ(c.status, 2);
 }
@@ -198,4 +199,52 @@ TEST_F(WithHub, HelpAndVersionExitZero) {
   auto v = run({scan_bin, "--version"});
   EXPECT_EQ(v.status, 0);
   EXPECT_EQ(v.out, "moss-scan 0.1.0\n");
+}
+
+TEST_F(WithHub, ASummaryFollowsOnStderrAndNoProgressWhenItIsNotATerminal) {
+  listeners open(1);
+  std::string list = std::to_string(open.ports[0]) + "," + std::to_string(free_port());
+  auto r = run({scan_bin, "127.0.0.1", list});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, expected_lines(open.ports));
+  EXPECT_EQ(r.err.rfind("moss-scan: 2 ports of 127.0.0.1 (127.0.0.1) scanned in ", 0), 0u) << r.err;
+  EXPECT_NE(r.err.find(" s: 1 open, 1 closed\n"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find('\r'), std::string::npos) << r.err;
+}
+
+TEST_F(WithHub, ProgressIsDrawnOnStderrWhenItIsATerminal) {
+  listeners open(1);
+  int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+  ASSERT_GE(master, 0);
+  ASSERT_EQ(grantpt(master), 0);
+  ASSERT_EQ(unlockpt(master), 0);
+  int slave = ::open(ptsname(master), O_RDWR | O_NOCTTY | O_CLOEXEC);
+  ASSERT_GE(slave, 0);
+  int out[2];
+  ASSERT_EQ(pipe2(out, O_CLOEXEC), 0);
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(out[1], 1);
+    dup2(slave, 2);
+    std::string port = std::to_string(open.ports[0]);
+    execl(scan_bin.c_str(), scan_bin.c_str(), "127.0.0.1", port.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  ::close(slave);
+  ::close(out[1]);
+  std::string tty;
+  char buf[4096];
+  for (;;) {
+    pollfd p{master, POLLIN, 0};
+    if (poll(&p, 1, 10000) <= 0) break;
+    ssize_t n = ::read(master, buf, sizeof buf);
+    if (n <= 0) break;  // EIO once the child is gone
+    tty.append(buf, static_cast<std::size_t>(n));
+  }
+  int st = 0;
+  waitpid(pid, &st, 0);
+  ::close(master);
+  ::close(out[0]);
+  EXPECT_NE(tty.find("\r\033[Kmoss-scan: 0/1 ports, 0 open"), std::string::npos) << tty;
+  EXPECT_NE(tty.find("\r\033[Kmoss-scan: 1 port of 127.0.0.1 (127.0.0.1) scanned in "), std::string::npos) << tty;
 }
