@@ -61,6 +61,64 @@ TEST_F(WithHub, SwitchToPassesValuesBothWays) {
   EXPECT_TRUE(g.dead());
 }
 
+// switch_to() without a value has its own fast path: what it delivers must be
+// empty even right after values went the same way, and a value must still
+// arrive after switches without one.
+TEST_F(WithHub, SwitchToWithoutAValueDeliversNothingAfterValuesAndBack) {
+  moss::greenlet main = moss::current();
+  std::vector<std::string> got;
+  auto note = [&](const std::any& v) {
+    got.push_back(v.has_value() ? std::any_cast<std::string>(v) : std::string("-"));
+  };
+  moss::greenlet g([&](std::any v) {
+    note(v);
+    for (int i = 0; i < 3; ++i) {
+      note(main.switch_to(std::string("up") + std::to_string(i)));
+      note(main.switch_to());
+    }
+  });
+  std::vector<std::string> back;
+  auto keep = [&](const std::any& v) {
+    back.push_back(v.has_value() ? std::any_cast<std::string>(v) : std::string("-"));
+  };
+  keep(g.switch_to());                     // starts g with nothing
+  keep(g.switch_to(std::string("a")));
+  keep(g.switch_to());
+  keep(g.switch_to(std::string("b")));
+  keep(g.switch_to(std::string("c")));
+  keep(g.switch_to());
+  keep(g.switch_to());                     // g finishes: its void result is empty
+  EXPECT_TRUE(g.dead());
+  EXPECT_EQ(got, (std::vector<std::string>{"-", "a", "-", "b", "c", "-", "-"}));
+  EXPECT_EQ(back, (std::vector<std::string>{"up0", "-", "up1", "-", "up2", "-", "-"}));
+}
+
+// Switches made at different call depths on both sides, from functions that
+// return between them: switch_to returns to its caller without a `ret`
+// (greenlet.cpp), and every caller must still get its own value back.
+namespace {
+long bounce(moss::greenlet& to, int depth, long v) {
+  if (depth == 0) return std::any_cast<long>(to.switch_to(v)) + 1;
+  return bounce(to, depth - 1, v) + 1;  // received + depth + 1
+}
+}  // namespace
+
+TEST_F(WithHub, SwitchesFromDifferentCallDepthsReturnToTheirCallers) {
+  constexpr int n = 1000;
+  moss::greenlet main = moss::current();
+  moss::greenlet g([&](std::any first) {
+    long x = std::any_cast<long>(first);
+    for (int i = 0; i < n; ++i) x = bounce(main, i % 5, x);
+    return x;
+  });
+  long v = std::any_cast<long>(g.switch_to(0L));
+  for (int j = 0; j < n; ++j) v = bounce(g, j % 3, v);
+  EXPECT_TRUE(g.dead());
+  long expect = 0;
+  for (int j = 0; j < n; ++j) expect = expect + j % 5 + 1 + j % 3 + 1;
+  EXPECT_EQ(v, expect);
+}
+
 TEST_F(WithHub, AFinishedGreenletReturnsToItsParentNotToWhoeverSwitchedToIt) {
   moss::greenlet main = moss::current();
   std::any reached_parent;

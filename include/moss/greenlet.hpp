@@ -57,11 +57,15 @@ class MOSS_API greenlet {
   greenlet& operator=(const greenlet& other) noexcept;
   ~greenlet();
 
+  ///@{
   /// switch_to() suspends the current greenlet and resumes this one, passing
-  /// value. Returns the value passed back when someone switches to the caller.
-  /// Throws moss::error if this greenlet is dead, belongs to another thread,
-  /// or is waiting on the hub (resume it by waking what it waits for).
-  std::any switch_to(std::any value = {});
+  /// value (none in the second form). Returns the value passed back when
+  /// someone switches to the caller. Throws moss::error if this greenlet is
+  /// dead, belongs to another thread, or is waiting on the hub (resume it by
+  /// waking what it waits for).
+  std::any switch_to(std::any value);
+  std::any switch_to();
+  ///@}
   /// throw_in() resumes this greenlet by raising e at its switch point. A
   /// greenlet that never started dies at once and e goes to its parent.
   std::any throw_in(std::exception_ptr e);

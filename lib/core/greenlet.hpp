@@ -17,6 +17,7 @@ struct thread_state {
   greenlet_impl* dying = nullptr;    // finished; its stack is freed by the next to run
   hub_core* hub = nullptr;           // owned by lib/core/hub.cpp
   heartbeat* beat = nullptr;         // MOSS_MONITOR_MS is on and the thread has a hub
+  context_thread_slots slots{};      // the thread's errno and exception state (context_here())
   bool hub_destroyed = false;
 };
 
@@ -54,7 +55,7 @@ inline void switch_into(thread_state& t, greenlet_impl* from, greenlet_impl* to)
   t.current = to;
   if (t.beat != nullptr) [[unlikely]]
     t.beat->tick(from, to->id_);
-  context_switch(from->ctx_, to->ctx_);
+  context_switch(from->ctx_, to->ctx_, t.slots);
   if (t.dying != nullptr) release_dying(t);
 }
 

@@ -1,8 +1,9 @@
 // core_bench.cpp: the costs of the core, each next to what it competes with,
 // in one program so that both sides see the same machine at the same time:
 //
-//   switch_round_trip   moss::greenlet::switch_to there and back, against a
-//                       bare Boost.Context fcontext jump there and back (and,
+//   switch_round_trip   moss::greenlet::switch_to there and back, against
+//                       boost::context::fiber::resume() there and back and
+//                       a bare Boost.Context fcontext jump there and back (and,
 //                       for context, the same jumps made two calls deep, and
 //                       made through one call entered as moss enters its
 //                       switch: the floor for a switch that is a call)
@@ -22,6 +23,7 @@
 #include <moss/time.hpp>
 
 #include <boost/context/detail/fcontext.hpp>
+#include <boost/context/fiber.hpp>
 #include <boost/context/pooled_fixedsize_stack.hpp>
 #include <boost/fiber/all.hpp>
 
@@ -64,6 +66,23 @@ void switch_round_trip_raw_fcontext(benchmark::State& state) {
   for (auto _ : state) echo = bc::jump_fcontext(echo, nullptr).fctx;
   // The echo context is abandoned mid-loop: nothing on its stack needs
   // destroying, so freeing the stack is all the clean-up it takes.
+}
+
+// boost::context::fiber, Boost.Context's own C++ API for the same thing: a
+// move-only handle whose resume() returns on the other side with the handle
+// of whoever resumed us. One iteration is a resume there and one back.
+void switch_round_trip_boost_fiber(benchmark::State& state) {
+  namespace ctx = boost::context;
+  bool stop = false;
+  ctx::fiber echo{[&stop](ctx::fiber&& caller) {
+    while (!stop) caller = std::move(caller).resume();
+    return std::move(caller);
+  }};
+  echo = std::move(echo).resume();  // start it; it resumes us straight back
+  for (auto _ : state) echo = std::move(echo).resume();
+  stop = true;
+  echo = std::move(echo).resume();  // it returns: echo is now empty
+  if (echo) state.SkipWithError("the echo fiber did not finish");
 }
 
 // The same bare jumps, made two function calls deep on both sides as a real
@@ -209,6 +228,7 @@ void spawn_join_boost_fiber_pooled(benchmark::State& state) {
 
 int main(int argc, char** argv) {
   moss_bench::add("switch_round_trip/moss", &switch_round_trip_moss);
+  moss_bench::add("switch_round_trip/boost_fiber", &switch_round_trip_boost_fiber);
   moss_bench::add("switch_round_trip/raw_fcontext", &switch_round_trip_raw_fcontext);
   moss_bench::add("switch_round_trip/raw_fcontext_nested", &switch_round_trip_raw_fcontext_nested);
   moss_bench::add("switch_round_trip/raw_fcontext_one_call", &switch_round_trip_raw_fcontext_one_call);
@@ -225,8 +245,12 @@ int main(int argc, char** argv) {
   benchmark::Shutdown();
 
   std::printf("\nsummary: fastest repetition, CPU time per iteration\n");
-  moss_bench::print_ratio(reporter, "switch_to round trip:", "switch_round_trip/moss",
-                          "switch_round_trip/raw_fcontext", 1.5);
+  moss_bench::print_ratio(reporter, "switch_to vs Boost fiber:", "switch_round_trip/moss",
+                          "switch_round_trip/boost_fiber", 1.5);
+  moss_bench::print_ratio(reporter, "switch_to vs bare fcontext:", "switch_round_trip/moss",
+                          "switch_round_trip/raw_fcontext", 0);
+  moss_bench::print_ratio(reporter, "Boost fiber vs bare fcontext:", "switch_round_trip/boost_fiber",
+                          "switch_round_trip/raw_fcontext", 0);
   moss_bench::print_ratio(reporter, "switch_to vs nested fcontext:", "switch_round_trip/moss",
                           "switch_round_trip/raw_fcontext_nested", 0);
   moss_bench::print_ratio(reporter, "switch_to vs one-call fcontext:", "switch_round_trip/moss",
