@@ -4,8 +4,12 @@
 #   bash scripts/dev.sh demo     install what is missing, build, run moss-tour
 #   bash scripts/dev.sh test     install what is missing, build, run every test
 #   bash scripts/dev.sh bench    ... and run the benchmarks (meson test --benchmark)
-#   bash scripts/dev.sh sanitize ... and run the unit tests under ASan+UBSan, and
-#                                the thread tests under TSan (trees $BUILD-asan, $BUILD-tsan)
+#   bash scripts/dev.sh sanitize ... and run the unit tests and the fuzz corpora under
+#                                ASan+UBSan, and the thread tests under TSan (trees
+#                                $BUILD-asan, $BUILD-tsan)
+#   bash scripts/dev.sh valgrind ... and run the core tests under valgrind's memcheck
+#   bash scripts/dev.sh fuzz [S] install clang too, build the fuzz targets with libFuzzer
+#                                (tree $BUILD-fuzz) and run each for S seconds (default 60)
 #   bash scripts/dev.sh setup    only install the packages
 set -euo pipefail
 
@@ -45,7 +49,9 @@ TSAN_TESTS=(
 
 # sanitize() runs the unit tests of lib/ (tests/*_test.cpp: not tests/patch or
 # tests/preload, since preloading into a sanitized process does not work, nor
-# the samples) under ASan+UBSan, then TSAN_TESTS under TSan. meson test sets
+# the samples) and the fuzz targets' corpus replays (tests/fuzz) under
+# ASan+UBSan, then TSAN_TESTS under TSan. LSan reads tests/lsan.supp (why
+# each entry is there is written next to it). meson test sets
 # ASAN_OPTIONS and UBSAN_OPTIONS so that the first report fails the test;
 # TSan is told the same here, and to let a forked child start threads (the
 # fork tests check that a child gets a fresh pool). Both runs always happen;
@@ -56,13 +62,58 @@ sanitize() {
   [ -f "$tsan/build.ninja" ] || meson setup "$tsan" -Db_sanitize=thread -Db_lundef=false
   local unit
   mapfile -t unit < <(meson test -C "$asan" --no-rebuild --list 2>/dev/null |
-    sed -n 's|^moss / \([a-z_]*_test\)$|\1|p' | grep -vx -e header_check_test -e install_test)
+    sed -n 's|^moss[:a-z]* / \([a-z_]*_\(test\|fuzz\)\)$|\1|p' | grep -vx -e header_check_test -e install_test)
   local failed=0
   meson compile -C "$asan" moss-tour "${unit[@]}"
-  meson test -C "$asan" --no-rebuild --print-errorlogs "${unit[@]}" || failed=1
+  LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$PWD/tests/lsan.supp:print_suppressions=0} \
+    meson test -C "$asan" --no-rebuild --print-errorlogs "${unit[@]}" || failed=1
   meson compile -C "$tsan" moss-tour "${TSAN_TESTS[@]}"
   TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:die_after_fork=0} meson test -C "$tsan" --no-rebuild --print-errorlogs "${TSAN_TESTS[@]}" ||
     failed=1
+  return $failed
+}
+
+# valgrind_core() runs the core tests (meson suite 'core': the switch,
+# stacks, greenlets, timers, poller, hub, tasks, time) under memcheck
+# (tests/meson.build's 'valgrind' test setup: any error, or a definite leak,
+# fails the test). moss registers every greenlet stack with valgrind, so the
+# switches are not reported as stack overflows.
+valgrind_core() {
+  build
+  meson test -C "$BUILD" --no-rebuild --setup valgrind --suite core --print-errorlogs
+}
+
+# fuzz() builds the fuzz targets (tests/fuzz) with clang, libFuzzer, ASan and
+# UBSan (the whole library instrumented for coverage) and runs each for
+# $1 seconds (default 60) from its seed corpus; what libFuzzer finds new goes
+# to $BUILD-fuzz/corpus/<target>, a crash to $BUILD-fuzz/<target>-crash-*
+# (replay it: $BUILD-fuzz/tests/fuzz/<target>_libfuzzer FILE). Prints the
+# executions per target.
+fuzz() {
+  local seconds=${1:-60} dir="$BUILD-fuzz"
+  case "$seconds" in '' | *[!0-9]*) echo "dev.sh fuzz: seconds must be a whole number, not \"$seconds\"" >&2; return 2 ;; esac
+  local missing=()
+  for p in clang libclang-rt-14-dev; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if ((${#missing[@]})); then
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo=sudo
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+  [ -f "$dir/build.ninja" ] || CC=clang CXX=clang++ meson setup "$dir" -Db_sanitize=address,undefined -Db_lundef=false \
+    -Dcpp_args=-fsanitize=fuzzer-no-link
+  local targets=(dns_reply_fuzz fd_table_fuzz)
+  meson compile -C "$dir" "${targets[@]/%/_libfuzzer}"
+  local failed=0 t
+  for t in "${targets[@]}"; do
+    mkdir -p "$dir/corpus/$t"
+    echo "dev.sh fuzz: $t for ${seconds}s"
+    (cd "$dir" && "tests/fuzz/${t}_libfuzzer" -max_total_time="$seconds" -print_final_stats=1 -artifact_prefix="$t-" \
+      "corpus/$t" "$PWD/tests/fuzz/corpus/$t" 2>"$t.log") || { failed=1; tail -n 40 "$dir/$t.log"; }
+    grep -m1 '^stat::number_of_executed_units' "$dir/$t.log" | sed "s|^stat::number_of_executed_units: *|dev.sh fuzz: $t: |; s|\$| executions|"
+  done
   return $failed
 }
 
@@ -77,5 +128,7 @@ case "${1:-}" in
   test) setup; build; meson test -C "$BUILD" --print-errorlogs ;;
   bench) setup; build; meson test -C "$BUILD" --benchmark --verbose ;;
   sanitize) setup; sanitize ;;
-  *) echo "usage: bash scripts/dev.sh demo|test|bench|sanitize|setup" >&2; exit 2 ;;
+  valgrind) setup; valgrind_core ;;
+  fuzz) setup; fuzz "${2:-60}" ;;
+  *) echo "usage: bash scripts/dev.sh demo|test|bench|sanitize|valgrind|fuzz [seconds]|setup" >&2; exit 2 ;;
 esac

@@ -27,6 +27,7 @@
 #endif
 
 #if MOSS_HAVE_VALGRIND_H
+#include <valgrind/memcheck.h>
 #include <valgrind/valgrind.h>
 #endif
 
@@ -105,11 +106,17 @@ bool pool_room() noexcept {
 // take_pooled() hands out the most recently pooled stack. Under
 // AddressSanitizer its shadow is cleared first: the greenlet that ran on it
 // died inside frames that never returned, and their redzones would otherwise
-// poison the frames of the next greenlet to use it.
+// poison the frames of the next greenlet to use it. Under Valgrind it is
+// made addressable again: memcheck marked the frames its last greenlet
+// popped as inaccessible, and the next one's first frame (context_prepare)
+// is written there.
 stack_area take_pooled() noexcept {
   stack_area s = pool.items[--pool.count];
 #ifdef MOSS_STACK_ASAN
   __asan_unpoison_memory_region(s.lo, s.size);
+#endif
+#if MOSS_HAVE_VALGRIND_H
+  (void)VALGRIND_MAKE_MEM_UNDEFINED(s.lo, s.size);
 #endif
   return s;
 }
