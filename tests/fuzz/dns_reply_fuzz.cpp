@@ -21,7 +21,8 @@
 // Checks, beyond what ASan and UBSan see: every result has the family asked
 // for (or the IPv4-mapped form), a well-formed sockaddr and, with
 // AI_CANONNAME, a canonical name; every hostent pointer lies in the
-// caller's buffer; every failure is one of the documented codes.
+// caller's buffer, which is exactly as large as the result needs (one byte
+// less gives ERANGE); every failure is one of the documented codes.
 #include <moss/dns.hpp>
 #include <moss/io.hpp>
 #include <moss/moss.hpp>
@@ -32,6 +33,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
@@ -113,6 +115,19 @@ bool in_buffer(const void* p, std::size_t n, const char* buf, std::size_t buflen
   return c >= buf && c + n <= buf + buflen;
 }
 
+// used_extent(): how much of buf a hostent laid out in it reaches into.
+std::size_t used_extent(const hostent& h, const char* buf) {
+  const char* end = buf;
+  auto reach = [&](const void* p, std::size_t n) { end = std::max(end, static_cast<const char*>(p) + n); };
+  reach(h.h_name, std::strlen(h.h_name) + 1);
+  char** a = h.h_aliases;
+  for (; *a != nullptr; ++a) reach(*a, std::strlen(*a) + 1);
+  reach(a, sizeof(char*));
+  for (a = h.h_addr_list; *a != nullptr; ++a) reach(*a, static_cast<std::size_t>(h.h_length));
+  reach(a, sizeof(char*));
+  return static_cast<std::size_t>(end - buf);
+}
+
 void check_hostent(const hostent& h, int af, const char* buf, std::size_t buflen) {
   CHECK(h.h_addrtype == af);
   CHECK(h.h_length == (af == AF_INET ? 4 : 16));
@@ -169,22 +184,30 @@ void lookup(const std::uint8_t* data, std::size_t size) {
     if (res != nullptr) moss::dns::freeaddrinfo(res);
     return;
   }
-  std::vector<char> buf(buflen);
   hostent h{};
   hostent* result = nullptr;
   int herr = 0;
-  int af = AF_INET;
-  int rc;
-  if (call == 7) {
-    const unsigned char addr[4] = {10, 1, 2, 3};
-    rc = moss::dns::gethostbyaddr_r(addr, sizeof addr, AF_INET, &h, buf.data(), buf.size(), &result, &herr);
-  } else {
-    af = call == 5 ? AF_INET : AF_INET6;
-    rc = moss::dns::gethostbyname2_r("fuzz.test", af, &h, buf.data(), buf.size(), &result, &herr);
-  }
+  int af = call == 6 ? AF_INET6 : AF_INET;
+  // A buffer of exactly buflen bytes (a vector's: ASan sees past its end).
+  auto call_r = [&](std::size_t buflen, std::vector<char>& buf) {
+    buf.assign(buflen, 0);
+    static const unsigned char addr[4] = {10, 1, 2, 3};
+    return call == 7 ? moss::dns::gethostbyaddr_r(addr, sizeof addr, AF_INET, &h, buf.data(), buf.size(), &result, &herr)
+                     : moss::dns::gethostbyname2_r("fuzz.test", af, &h, buf.data(), buf.size(), &result, &herr);
+  };
+  std::vector<char> buf;
+  int rc = call_r(buflen, buf);
   if (rc == 0 && result != nullptr) {
     CHECK(result == &h && herr == NETDB_SUCCESS);
     check_hostent(h, af, buf.data(), buf.size());
+    // The layout is as tight as the size check: what it uses is enough, and
+    // one byte less is ERANGE (not an overflow).
+    std::size_t used = used_extent(h, buf.data());
+    if (used > 1) {
+      CHECK(call_r(used - 1, buf) == ERANGE && result == nullptr);
+      CHECK(call_r(used, buf) == 0 && result == &h);
+      check_hostent(h, af, buf.data(), buf.size());
+    }
   } else {
     CHECK(result == nullptr);
     CHECK(rc == 0 || rc == ERANGE || rc == EAGAIN || rc == ENOMEM);
