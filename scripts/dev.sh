@@ -50,8 +50,8 @@ TSAN_TESTS=(
 # sanitize() runs the unit tests of lib/ (tests/*_test.cpp: not tests/patch or
 # tests/preload, since preloading into a sanitized process does not work, nor
 # the samples) and the fuzz targets' corpus replays (tests/fuzz) under
-# ASan+UBSan, then TSAN_TESTS under TSan. LSan reads tests/lsan.supp (why
-# each entry is there is written next to it). meson test sets
+# ASan+UBSan (LeakSanitizer included, without suppressions), then TSAN_TESTS
+# under TSan. meson test sets
 # ASAN_OPTIONS and UBSAN_OPTIONS so that the first report fails the test;
 # TSan is told the same here, and to let a forked child start threads (the
 # fork tests check that a child gets a fresh pool). Both runs always happen;
@@ -65,8 +65,7 @@ sanitize() {
     sed -n 's|^moss[:a-z]* / \([a-z_]*_\(test\|fuzz\)\)$|\1|p' | grep -vx -e header_check_test -e install_test)
   local failed=0
   meson compile -C "$asan" moss-tour "${unit[@]}"
-  LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$PWD/tests/lsan.supp:print_suppressions=0} \
-    meson test -C "$asan" --no-rebuild --print-errorlogs "${unit[@]}" || failed=1
+  meson test -C "$asan" --no-rebuild --print-errorlogs "${unit[@]}" || failed=1
   meson compile -C "$tsan" moss-tour "${TSAN_TESTS[@]}"
   TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:die_after_fork=0} meson test -C "$tsan" --no-rebuild --print-errorlogs "${TSAN_TESTS[@]}" ||
     failed=1
@@ -107,12 +106,12 @@ fuzz() {
     -Dcpp_args="-fsanitize=fuzzer-no-link -fsized-deallocation"
   local targets=(dns_reply_fuzz fd_table_fuzz)
   meson compile -C "$dir" "${targets[@]/%/_libfuzzer}"
-  local failed=0 t
+  local failed=0 t seeds="$PWD/tests/fuzz/corpus"
   for t in "${targets[@]}"; do
     mkdir -p "$dir/corpus/$t"
     echo "dev.sh fuzz: $t for ${seconds}s"
     (cd "$dir" && "tests/fuzz/${t}_libfuzzer" -max_total_time="$seconds" -print_final_stats=1 -artifact_prefix="$t-" \
-      "corpus/$t" "$PWD/tests/fuzz/corpus/$t" 2>"$t.log") || { failed=1; tail -n 40 "$dir/$t.log"; }
+      "corpus/$t" "$seeds/$t" 2>"$t.log") || { failed=1; tail -n 40 "$dir/$t.log"; }
     grep -m1 '^stat::number_of_executed_units' "$dir/$t.log" | sed "s|^stat::number_of_executed_units: *|dev.sh fuzz: $t: |; s|\$| executions|"
   done
   return $failed

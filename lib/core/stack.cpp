@@ -21,9 +21,16 @@
 
 #include <sys/mman.h>
 
+// gcc says __SANITIZE_ADDRESS__, clang (14) only __has_feature.
 #if defined(__SANITIZE_ADDRESS__)
-#include <sanitizer/asan_interface.h>
 #define MOSS_STACK_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define MOSS_STACK_ASAN 1
+#endif
+#endif
+#ifdef MOSS_STACK_ASAN
+#include <sanitizer/asan_interface.h>
 #endif
 
 #if MOSS_HAVE_VALGRIND_H
@@ -59,6 +66,12 @@ std::size_t round_up(std::size_t n) { return (n + page_size - 1) & ~(page_size -
 void unmap(stack_area& s) noexcept {
 #if MOSS_HAVE_VALGRIND_H
   if (s.valgrind_id != 0) VALGRIND_STACK_DEREGISTER(s.valgrind_id);
+#endif
+#ifdef MOSS_STACK_ASAN
+  // ASan's shadow outlives the mapping (sys::munmap is no libc call it
+  // sees): the redzones of frames that never returned would poison
+  // whatever is mapped here next, a new stack's first frame included.
+  __asan_unpoison_memory_region(s.lo, s.size);
 #endif
   sys::munmap(s.mapping, s.mapping_size);
 }
