@@ -13,17 +13,24 @@ using clk = std::chrono::steady_clock;
 
 TEST_F(WithHub, SleepersWakeInDeadlineOrder) {
   std::vector<int> order;
+  // The three start sleeping back to back, once all have started, and
+  // their deadlines are 100 ms apart: under valgrind a greenlet's first
+  // start, or its first way into the timer queue, takes tens of ms.
+  moss::event go;
   auto sleeper = [&](int ms) {
+    go.wait();
     moss::sleep(std::chrono::milliseconds(ms));
     order.push_back(ms);
   };
-  auto a = moss::spawn(sleeper, 30);
-  auto b = moss::spawn(sleeper, 10);
-  auto c = moss::spawn(sleeper, 20);
+  auto a = moss::spawn(sleeper, 300);
+  auto b = moss::spawn(sleeper, 100);
+  auto c = moss::spawn(sleeper, 200);
+  moss::yield();
+  go.set();
   a.join();
   b.join();
   c.join();
-  EXPECT_EQ(order, (std::vector<int>{10, 20, 30}));
+  EXPECT_EQ(order, (std::vector<int>{100, 200, 300}));
 }
 
 TEST_F(WithHub, SleepLastsAtLeastTheRequestedTime) {

@@ -21,12 +21,20 @@
 
 #include <sys/mman.h>
 
+// gcc says __SANITIZE_ADDRESS__, clang (14) only __has_feature.
 #if defined(__SANITIZE_ADDRESS__)
-#include <sanitizer/asan_interface.h>
 #define MOSS_STACK_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define MOSS_STACK_ASAN 1
+#endif
+#endif
+#ifdef MOSS_STACK_ASAN
+#include <sanitizer/asan_interface.h>
 #endif
 
 #if MOSS_HAVE_VALGRIND_H
+#include <valgrind/memcheck.h>
 #include <valgrind/valgrind.h>
 #endif
 
@@ -58,6 +66,12 @@ std::size_t round_up(std::size_t n) { return (n + page_size - 1) & ~(page_size -
 void unmap(stack_area& s) noexcept {
 #if MOSS_HAVE_VALGRIND_H
   if (s.valgrind_id != 0) VALGRIND_STACK_DEREGISTER(s.valgrind_id);
+#endif
+#ifdef MOSS_STACK_ASAN
+  // ASan's shadow outlives the mapping (sys::munmap is no libc call it
+  // sees): the redzones of frames that never returned would poison
+  // whatever is mapped here next, a new stack's first frame included.
+  __asan_unpoison_memory_region(s.lo, s.size);
 #endif
   sys::munmap(s.mapping, s.mapping_size);
 }
@@ -105,11 +119,17 @@ bool pool_room() noexcept {
 // take_pooled() hands out the most recently pooled stack. Under
 // AddressSanitizer its shadow is cleared first: the greenlet that ran on it
 // died inside frames that never returned, and their redzones would otherwise
-// poison the frames of the next greenlet to use it.
+// poison the frames of the next greenlet to use it. Under Valgrind it is
+// made addressable again: memcheck marked the frames its last greenlet
+// popped as inaccessible, and the next one's first frame (context_prepare)
+// is written there.
 stack_area take_pooled() noexcept {
   stack_area s = pool.items[--pool.count];
 #ifdef MOSS_STACK_ASAN
   __asan_unpoison_memory_region(s.lo, s.size);
+#endif
+#if MOSS_HAVE_VALGRIND_H
+  (void)VALGRIND_MAKE_MEM_UNDEFINED(s.lo, s.size);
 #endif
   return s;
 }
