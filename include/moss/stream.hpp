@@ -175,6 +175,7 @@ class MOSS_API stream {
  private:
   bool fill(std::size_t want);
   bool fill_empty();
+  std::size_t read_into(char* p, std::size_t n);
   std::string take(std::size_t n);
   void drop(std::size_t n) noexcept;
   [[noreturn]] void throw_system(int err, const char* op) const;

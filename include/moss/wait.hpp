@@ -414,7 +414,6 @@ class as_completed_range {
   ///@{
   /// begin() waits for the first task to finish (throws moss::timeout_error
   /// if the deadline passes first).
-  /// begin() waits for the first item to complete.
   iterator begin() {
     if (!s_->started) s_->advance();
     return iterator(s_.get());

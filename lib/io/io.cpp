@@ -495,6 +495,19 @@ int wait_fd(int fd, short events, fd_table::direction dir, time_point deadline, 
 
 // ---- connect -----------------------------------------------------------------
 
+// connect_result() is how a connect that went on in the background ended:
+// 0, or -1 with its error (SO_ERROR) in errno.
+int connect_result(int fd) noexcept {
+  int err = 0;
+  socklen_t el = sizeof err;
+  if (sys::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0) return -1;
+  if (err != 0) {
+    errno = err;
+    return -1;
+  }
+  return 0;
+}
+
 // connect_blocking() is connect with a deadline on a thread that cannot
 // park: O_NONBLOCK for the call, then poll(2).
 int connect_blocking(int fd, const sockaddr* addr, socklen_t len, time_point deadline) noexcept {
@@ -525,14 +538,7 @@ int connect_blocking(int fd, const sockaddr* addr, socklen_t len, time_point dea
     errno = ETIMEDOUT;
     return -1;
   }
-  int err = 0;
-  socklen_t el = sizeof err;
-  if (sys::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0) return -1;
-  if (err != 0) {
-    errno = err;
-    return -1;
-  }
-  return 0;
+  return connect_result(fd);
 }
 
 // connect_until(): explicit is false when the deadline comes from
@@ -584,14 +590,7 @@ int connect_until(int fd, const sockaddr* addr, socklen_t len, time_point deadli
     if (zero_poll(fd, POLLOUT) != 0) break;
     r->maybe_writable = false;
   }
-  int err = 0;
-  socklen_t el = sizeof err;
-  if (sys::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0) return -1;
-  if (err != 0) {
-    errno = err;
-    return -1;
-  }
-  return 0;
+  return connect_result(fd);
 }
 
 }  // namespace
@@ -643,9 +642,13 @@ ssize_t write(int fd, const void* buf, std::size_t count) {
   return sys::write(fd, buf, count);
 }
 
-// readv/writev outside [0, IOV_MAX] go to the kernel as they are, for its
-// EINVAL (recvmsg/sendmsg would say EMSGSIZE).
-ssize_t readv(int fd, const iovec* iov, int iovcnt) {
+// vectored() is readv/writev: a socket's through its msghdr call, a pipe's
+// or other pollable fd's through the RWF_NOWAIT path, any other fd's (and
+// iovcnt outside [0, IOV_MAX], for the kernel's EINVAL, which recvmsg/sendmsg
+// would give as EMSGSIZE) the plain system call.
+template <class Msg, class Stream, class Plain>
+ssize_t vectored(int fd, const iovec* iov, int iovcnt, const char* what, Msg msg_call, Stream stream_call,
+                 Plain plain_call) {
   if (fd_table* t = fd_table::for_call(); t != nullptr && iovcnt >= 0 && iovcnt <= IOV_MAX) {
     if (fd_record* r = t->get(fd)) {
       switch (r->kind) {
@@ -653,34 +656,23 @@ ssize_t readv(int fd, const iovec* iov, int iovcnt) {
           msghdr m{};
           m.msg_iov = const_cast<iovec*>(iov);
           m.msg_iovlen = static_cast<std::size_t>(iovcnt);
-          return sock_recvmsg(*t, *r, fd, &m, 0, "readv");
+          return msg_call(*t, *r, fd, &m, 0, what);
         }
         case fd_kind::pipe:
-        case fd_kind::other: return stream_readv(*t, *r, fd, iov, iovcnt, "readv");
+        case fd_kind::other: return stream_call(*t, *r, fd, iov, iovcnt, what);
         default: break;
       }
     }
   }
-  return sys::readv(fd, iov, iovcnt);
+  return plain_call(fd, iov, iovcnt);
+}
+
+ssize_t readv(int fd, const iovec* iov, int iovcnt) {
+  return vectored(fd, iov, iovcnt, "readv", sock_recvmsg, stream_readv, sys::readv);
 }
 
 ssize_t writev(int fd, const iovec* iov, int iovcnt) {
-  if (fd_table* t = fd_table::for_call(); t != nullptr && iovcnt >= 0 && iovcnt <= IOV_MAX) {
-    if (fd_record* r = t->get(fd)) {
-      switch (r->kind) {
-        case fd_kind::socket: {
-          msghdr m{};
-          m.msg_iov = const_cast<iovec*>(iov);
-          m.msg_iovlen = static_cast<std::size_t>(iovcnt);
-          return sock_sendmsg(*t, *r, fd, &m, 0, "writev");
-        }
-        case fd_kind::pipe:
-        case fd_kind::other: return stream_writev(*t, *r, fd, iov, iovcnt, "writev");
-        default: break;
-      }
-    }
-  }
-  return sys::writev(fd, iov, iovcnt);
+  return vectored(fd, iov, iovcnt, "writev", sock_sendmsg, stream_writev, sys::writev);
 }
 
 ssize_t recv(int fd, void* buf, std::size_t len, int flags) { return io::recvfrom(fd, buf, len, flags, nullptr, nullptr); }

@@ -146,18 +146,22 @@ bool stream::fill(std::size_t want) {
     begin_ = 0;
     end_ = held;
   }
+  std::size_t n = read_into(buf_.get() + end_, cap_ - end_);
+  end_ += n;
+  return n > 0;
+}
+
+// read_into() reads what comes into [p, p + n): at least 1 byte, or 0 at end
+// of file (then eof_ is set). Throws std::system_error on a failed read.
+std::size_t stream::read_into(char* p, std::size_t n) {
   for (;;) {
-    ssize_t n = socket_ ? io::recv(fd_, buf_.get() + end_, cap_ - end_, 0) : io::read(fd_, buf_.get() + end_, cap_ - end_);
-    if (n > 0) {
-      end_ += static_cast<std::size_t>(n);
-      return true;
-    }
-    if (n == 0) {
+    ssize_t got = socket_ ? io::recv(fd_, p, n, 0) : io::read(fd_, p, n);
+    if (got > 0) return static_cast<std::size_t>(got);
+    if (got == 0) {
       eof_ = true;
-      return false;
+      return 0;
     }
-    if (errno == EINTR) continue;
-    throw_system(errno, "read from");
+    if (errno != EINTR) throw_system(errno, "read from");
   }
 }
 
@@ -167,26 +171,16 @@ bool stream::fill(std::size_t want) {
 bool stream::fill_empty() {
   thread_local std::unique_ptr<char[]> scratch;
   if (scratch == nullptr) scratch = std::make_unique<char[]>(read_chunk);
-  for (;;) {
-    ssize_t n = socket_ ? io::recv(fd_, scratch.get(), read_chunk, 0) : io::read(fd_, scratch.get(), read_chunk);
-    if (n > 0) {
-      auto len = static_cast<std::size_t>(n);
-      if (cap_ < len) {
-        buf_ = std::make_unique<char[]>(len);
-        cap_ = len;
-      }
-      std::memcpy(buf_.get(), scratch.get(), len);
-      begin_ = 0;
-      end_ = len;
-      return true;
-    }
-    if (n == 0) {
-      eof_ = true;
-      return false;
-    }
-    if (errno == EINTR) continue;
-    throw_system(errno, "read from");
+  std::size_t len = read_into(scratch.get(), read_chunk);
+  if (len == 0) return false;
+  if (cap_ < len) {
+    buf_ = std::make_unique<char[]>(len);
+    cap_ = len;
   }
+  std::memcpy(buf_.get(), scratch.get(), len);
+  begin_ = 0;
+  end_ = len;
+  return true;
 }
 
 std::string stream::take(std::size_t n) {
