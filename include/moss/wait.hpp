@@ -348,13 +348,14 @@ wait_result<E*> wait(std::initializer_list<E*> events, std::chrono::duration<Rep
 }
 ///@}
 
-/// as_completed_range: an input range over tasks in the order they finish.
-/// Obtained from as_completed(); usable once, in a range-for.
-template <class T>
+/// as_completed_range: an input range over tasks (or, with Order =
+/// detail::item_completions, events and async_results) in the order they
+/// finish. Obtained from as_completed(); usable once, in a range-for.
+template <class T, class Order = detail::completion_set>
 class as_completed_range {
   struct state {
-    std::vector<T> tasks;
-    detail::completion_set set{"moss::as_completed"};
+    std::vector<T> items;
+    std::optional<Order> order;
     detail::time_point deadline = detail::no_deadline;
     std::size_t current = detail::completion_set::npos;
     bool started = false;
@@ -362,15 +363,15 @@ class as_completed_range {
     void advance() {
       started = true;
       current = detail::completion_set::npos;
-      if (set.remaining() == 0) return;
-      std::size_t i = set.next(deadline);
-      if (i == detail::completion_set::npos) detail::throw_as_completed_timeout(set.remaining());
+      if (order->remaining() == 0) return;
+      std::size_t i = order->next(deadline);
+      if (i == detail::completion_set::npos) detail::throw_as_completed_timeout(order->remaining());
       current = i;
     }
   };
 
  public:
-  /// iterator: the range-for iterator; each ++ waits for the next task to finish.
+  /// iterator: the range-for iterator; each ++ waits for the next one to finish.
   class iterator {
    public:
     ///@{
@@ -380,19 +381,19 @@ class as_completed_range {
     using reference = const T&;
     ///@}
     iterator() = default;
-    /// *it is the task that finished last.
-    reference operator*() const { return s_->tasks[s_->current]; }
-    /// it-> is the task that finished last.
-    const T* operator->() const { return &s_->tasks[s_->current]; }
+    /// *it is the one that finished last.
+    reference operator*() const { return s_->items[s_->current]; }
+    /// it-> is the one that finished last.
+    const T* operator->() const { return &s_->items[s_->current]; }
     ///@{
-    /// ++ waits for the next task to finish; throws moss::timeout_error if
+    /// ++ waits for the next one to finish; throws moss::timeout_error if
     /// the deadline passes first.
     iterator& operator++() {
       s_->advance();
       return *this;
     }
     void operator++(int) { ++*this; }
-    /// it == end() once every task has been yielded.
+    /// it == end() once every one has been yielded.
     friend bool operator==(const iterator& it, std::default_sentinel_t) noexcept {
       return it.s_ == nullptr || it.s_->current == detail::completion_set::npos;
     }
@@ -404,27 +405,37 @@ class as_completed_range {
     state* s_ = nullptr;
   };
 
-  /// as_completed_range(tasks, deadline) yields tasks as they finish, giving up at deadline; made by as_completed().
-  as_completed_range(std::vector<T> tasks, detail::time_point deadline) : s_(std::make_unique<state>()) {
-    s_->tasks = std::move(tasks);
+  /// as_completed_range(items, deadline) yields items as they finish, giving
+  /// up at deadline; made by as_completed().
+  as_completed_range(std::vector<T> items, detail::time_point deadline) : s_(std::make_unique<state>()) {
+    s_->items = std::move(items);
     s_->deadline = deadline;
-    for (const task_ref& t : s_->tasks) s_->set.add(t.base_ptr());
+    if constexpr (std::is_same_v<Order, detail::completion_set>) {
+      s_->order.emplace("moss::as_completed");
+      for (const task_ref& t : s_->items) s_->order->add(t.base_ptr());
+    } else {
+      s_->order.emplace(detail::items_of(s_->items), "moss::as_completed");
+    }
   }
 
   ///@{
-  /// begin() waits for the first task to finish (throws moss::timeout_error
+  /// begin() waits for the first one to finish (throws moss::timeout_error
   /// if the deadline passes first).
   iterator begin() {
     if (!s_->started) s_->advance();
     return iterator(s_.get());
   }
-  /// end() is the sentinel the iterator meets after the last task.
+  /// end() is the sentinel the iterator meets after the last one.
   std::default_sentinel_t end() const noexcept { return {}; }
   ///@}
 
  private:
   std::unique_ptr<state> s_;
 };
+
+/// item_completed_range: as_completed_range for events and async_results.
+template <class H>
+using item_completed_range = as_completed_range<H, detail::item_completions>;
 
 ///@{
 /// as_completed() yields the tasks as they finish (gevent.iwait,
@@ -448,77 +459,6 @@ as_completed_range<task_ref> as_completed(std::initializer_list<task_ref> tasks,
   return {std::vector<task_ref>(tasks), detail::deadline_after(timeout)};
 }
 ///@}
-
-/// item_completed_range: as_completed_range for events and async_results.
-template <class H>
-class item_completed_range {
-  struct state {
-    std::vector<H> items;
-    std::optional<detail::item_completions> order;
-    detail::time_point deadline = detail::no_deadline;
-    std::size_t current = detail::completion_set::npos;
-    bool started = false;
-
-    void advance() {
-      started = true;
-      current = detail::completion_set::npos;
-      if (order->remaining() == 0) return;
-      std::size_t i = order->next(deadline);
-      if (i == detail::completion_set::npos) detail::throw_as_completed_timeout(order->remaining());
-      current = i;
-    }
-  };
-
- public:
-  /// iterator: an input iterator over the items, in the order they complete.
-  class iterator {
-   public:
-    using value_type = H;                  ///< the handle type
-    using difference_type = std::ptrdiff_t;  ///< as input iterators have
-    using reference = const H&;            ///< what * gives
-    iterator() = default;
-    ///@{
-    /// The item that completed last.
-    reference operator*() const { return s_->items[s_->current]; }
-    const H* operator->() const { return &s_->items[s_->current]; }
-    ///@}
-    /// ++ waits for the next item to complete; throws moss::timeout_error if
-    /// the deadline passes first.
-    iterator& operator++() {
-      s_->advance();
-      return *this;
-    }
-    /// it++ is ++it.
-    void operator++(int) { ++*this; }
-    /// An iterator equals end() once every item has been yielded.
-    friend bool operator==(const iterator& it, std::default_sentinel_t) noexcept {
-      return it.s_ == nullptr || it.s_->current == detail::completion_set::npos;
-    }
-
-   private:
-    friend class item_completed_range;
-    explicit iterator(state* s) : s_(s) {}
-    state* s_ = nullptr;
-  };
-
-  /// item_completed_range(items, deadline) watches items until deadline.
-  item_completed_range(std::vector<H> items, detail::time_point deadline) : s_(std::make_unique<state>()) {
-    s_->items = std::move(items);
-    s_->deadline = deadline;
-    s_->order.emplace(detail::items_of(s_->items), "moss::as_completed");
-  }
-
-  /// begin() waits for the first item to complete.
-  iterator begin() {
-    if (!s_->started) s_->advance();
-    return iterator(s_.get());
-  }
-  /// end() is the sentinel.
-  std::default_sentinel_t end() const noexcept { return {}; }
-
- private:
-  std::unique_ptr<state> s_;
-};
 
 ///@{
 /// as_completed() over events or async_results yields them as they complete.
