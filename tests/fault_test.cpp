@@ -21,6 +21,7 @@
 #include <stdexcept>
 #include <string>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 #include <fcntl.h>
@@ -46,6 +47,19 @@ namespace {
 // and exit status 1.
 void check(bool ok, const std::string& what) {
   if (!ok) throw std::runtime_error(what);
+}
+
+// loopback_listener() listens on 127.0.0.1, port 0, and gives the socket
+// and the address it got.
+std::pair<int, sockaddr_in> loopback_listener() {
+  int lfd = moss::io::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  check(bind(lfd, reinterpret_cast<sockaddr*>(&a), len) == 0 && listen(lfd, 8) == 0, "listen");
+  getsockname(lfd, reinterpret_cast<sockaddr*>(&a), &len);
+  return {lfd, a};
 }
 
 // fail_syscall() makes the kernel answer system call nr with -err from now on
@@ -180,13 +194,8 @@ TEST(Fault, StackMmapFailureFailsSpawnOnly) {
 
 TEST(Fault, AcceptEmfileIsReturnedNotSpun) {
   in_child([] {
-    int lfd = moss::io::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    auto [lfd, a] = loopback_listener();
     socklen_t len = sizeof a;
-    check(bind(lfd, reinterpret_cast<sockaddr*>(&a), len) == 0 && listen(lfd, 8) == 0, "listen");
-    getsockname(lfd, reinterpret_cast<sockaddr*>(&a), &len);
     lfd = high_fd(lfd);
     int cfd = moss::io::socket(AF_INET, SOCK_STREAM, 0);
     check(moss::io::connect(cfd, reinterpret_cast<sockaddr*>(&a), len) == 0, "connect");
@@ -285,13 +294,8 @@ TEST(Fault, EintrStormLosesNothing) {
 
 TEST(Fault, ResetMidTransferIsEconnreset) {
   in_child([] {
-    int lfd = moss::io::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    auto [lfd, a] = loopback_listener();
     socklen_t len = sizeof a;
-    check(bind(lfd, reinterpret_cast<sockaddr*>(&a), len) == 0 && listen(lfd, 8) == 0, "listen");
-    getsockname(lfd, reinterpret_cast<sockaddr*>(&a), &len);
     // The peer sends half a message, then resets (SO_LINGER 0 and close).
     auto peer = moss::spawn([&] {
       int s = moss::io::accept(lfd, nullptr, nullptr);
