@@ -334,6 +334,19 @@ TEST_F(Preload, ThreadsNativeOptionKeepsOsThreads) {
   EXPECT_LT(f.num("elapsed_ms", 0), 600) << describe(r);
 }
 
+// ---- a program that links moss itself ---------------------------------------
+
+TEST_F(Preload, ProgramLinkingLibmossSharesThePreloadsHub) {
+  auto r = sample_test::run(mossrun({PROG_MOSS_LINKED, "200"}), 30s);
+  ASSERT_EQ(r.status, 0) << describe(r);
+  EXPECT_EQ(r.out.substr(0, r.out.find("threads")), "woke 1\nwoke 2\nwoke 3\nwoke 4\n") << describe(r);
+  words f(r.out);
+  EXPECT_EQ(f.num("patched", 0), 1) << describe(r);
+  EXPECT_GE(f.num("elapsed_ms", 0), 790) << describe(r);
+  EXPECT_LT(f.num("elapsed_ms", 0), 1300) << "4 units (0.8 s), not 7 (1.4 s: tasks blocking in turn)\n" << describe(r);
+  EXPECT_GREEN_THREADS(f.num("threads", 0), r);
+}
+
 // ---- how main ends ------------------------------------------------------------
 
 TEST_F(Preload, PthreadExitFromMainWaitsForTheOtherThreads) {
