@@ -3,9 +3,13 @@
 #  - each new header compiles on its own;
 #  - <moss/signal.hpp> alone gives the signal numbers its example uses;
 #  - `moss::timeout(50ms);` (a temporary, cancelled at once) is diagnosed;
-#  - `h.keep_alive();` whose handle is dropped at once is diagnosed.
+#  - `h.keep_alive();` whose handle is dropped at once is diagnosed;
+#  - every public header compiles with clang++ too (where clang++ is
+#    installed: `dev.sh fuzz` installs it), without -fsized-deallocation,
+#    which clang before 19 leaves off.
 set -euo pipefail
 src=$1
+build_inc=${2:-}  # the build tree's include/ (the generated <moss/version.hpp>)
 cxx=${CXX:-c++}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -49,4 +53,12 @@ if compile "$work/keepalive.cpp" 2> "$work/err"; then
   exit 1
 fi
 grep -q "keep it in a variable" "$work/err" || { cat "$work/err" >&2; exit 1; }
+
+if command -v clang++ > /dev/null && [ -n "$build_inc" ]; then
+  for h in "$src"/include/moss/*.hpp; do printf '#include <moss/%s>\n' "${h##*/}"; done > "$work/all.cpp"
+  clang++ -std=c++20 -fsyntax-only -Wall -Wextra -Werror -I"$src/include" -I"$build_inc" "$work/all.cpp"
+  echo "clang++: every public header compiles"
+else
+  echo "clang++ not installed (or no build include dir): the clang check is skipped"
+fi
 echo ok

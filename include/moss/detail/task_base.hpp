@@ -92,9 +92,11 @@ class MOSS_API task_base : public greenlet_impl {
   // so that spawning in a loop does not go through malloc and free.
   static void* operator new(std::size_t size);
   static void operator delete(void* p, std::size_t size) noexcept;
-  // Over-aligned tasks (an alignas capture) bypass the cache.
+  // Over-aligned tasks (an alignas capture) bypass the cache. The global
+  // delete without the size: clang before 19 declares the sized one only
+  // under -fsized-deallocation.
   static void* operator new(std::size_t size, std::align_val_t a) { return ::operator new(size, a); }
-  static void operator delete(void* p, std::size_t size, std::align_val_t a) noexcept { ::operator delete(p, size, a); }
+  static void operator delete(void* p, std::size_t, std::align_val_t a) noexcept { ::operator delete(p, a); }
 
   std::any run(std::any) final;
   greenlet_impl* exit_target() noexcept final;
