@@ -21,8 +21,11 @@
 
 using namespace std::chrono_literals;
 
-// Outside any namespace and exported (the test is linked with -rdynamic), so
-// that dladdr names them in the backtraces.
+namespace {
+
+// In an anonymous namespace, in a test not linked with -rdynamic: dladdr
+// cannot name them (nor libmoss's hidden functions); the backtraces name
+// them from the executable's .symtab.
 [[gnu::noinline]] void moss_dump_test_parked_in_sleep() {
   moss::sleep(30s);
   asm volatile("" ::: "memory");  // not a tail call: keeps this frame
@@ -32,8 +35,6 @@ using namespace std::chrono_literals;
   while (!stop.load()) moss::sleep(5ms);
   asm volatile("" ::: "memory");
 }
-
-namespace {
 
 using moss_test::child_result;
 
@@ -89,6 +90,9 @@ TEST(Dump, ListsEveryHubsGreenletsAndWhereTheParkedOnesWait) {
   EXPECT_NE(here.find("task: waiting on sleep"), std::string::npos) << r.err;
   EXPECT_NE(here.find("moss_dump_test_parked_in_sleep"), std::string::npos)
       << "the parked greenlet's backtrace names the function that sleeps:\n" << r.err;
+  EXPECT_NE(here.find("moss::detail::waiter::wait"), std::string::npos)
+      << "libmoss's hidden functions are named too:\n" << r.err;
+  EXPECT_EQ(here.find("??"), std::string::npos) << "every frame of the parked task is named:\n" << r.err;
   std::string there = block_of(r.err, "on-the-other-hub");
   EXPECT_NE(there.find("task: waiting on sleep"), std::string::npos) << r.err;
   EXPECT_NE(there.find("moss_dump_test_waits_on_the_other_hub"), std::string::npos)

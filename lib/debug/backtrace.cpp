@@ -5,6 +5,7 @@
 // instead of a crash; where that call is refused (a seccomp filter), only
 // frames inside the greenlet's own mapped stack are read.
 #include "debug/backtrace.hpp"
+#include "debug/elf_symbols.hpp"
 
 #include "core/sys.hpp"
 
@@ -98,14 +99,22 @@ void append_frames(std::string& out, void* const* pcs, int n, const char* indent
       out += "?\n";
       continue;
     }
-    if (info.dli_sname != nullptr) {
+    std::string symbol = info.dli_sname != nullptr ? info.dli_sname : std::string();
+    auto start = reinterpret_cast<std::uintptr_t>(info.dli_saddr);
+    if (symbol.empty()) {
+      // Not exported: the file's .symtab may still name it. The main
+      // program's dli_fname is argv[0], which a chdir may have broken.
+      const char* file = info.dli_fname != nullptr && info.dli_fname[0] == '/' ? info.dli_fname : "/proc/self/exe";
+      symbol = elf_function(file, reinterpret_cast<std::uintptr_t>(info.dli_fbase), pc - (i == 0 ? 0 : 1), &start);
+    }
+    if (!symbol.empty()) {
       int status = 0;
-      char* plain = abi::__cxa_demangle(info.dli_sname, nullptr, nullptr, &status);
-      std::string name = status == 0 && plain != nullptr ? plain : info.dli_sname;
+      char* plain = abi::__cxa_demangle(symbol.c_str(), nullptr, nullptr, &status);
+      std::string name = status == 0 && plain != nullptr ? plain : symbol;
       std::free(plain);
       if (name.size() > 160) name = name.substr(0, 157) + "...";
       out += name;
-      std::snprintf(line, sizeof line, "+0x%lx", static_cast<unsigned long>(pc - reinterpret_cast<std::uintptr_t>(info.dli_saddr)));
+      std::snprintf(line, sizeof line, "+0x%lx", static_cast<unsigned long>(pc - start));
       out += line;
     } else {
       std::snprintf(line, sizeof line, "?? (+0x%lx)", static_cast<unsigned long>(pc - reinterpret_cast<std::uintptr_t>(info.dli_fbase)));

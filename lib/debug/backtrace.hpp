@@ -31,8 +31,8 @@ class greenlet_impl;
 int saved_frames(const greenlet_impl* g, void** pcs, int max) noexcept;
 
 // append_frames() appends one line per address: its number, the address, the
-// demangled function and offset (dladdr: a program's own functions need
-// -rdynamic), and the object. Not signal-safe.
+// demangled function and offset (dladdr, then the object's .symtab for what
+// it does not export: elf_symbols.hpp), and the object. Not signal-safe.
 void append_frames(std::string& out, void* const* pcs, int n, const char* indent);
 
 // The signal the monitor sends to a blocked hub thread: SIGRTMAX - 2, a
