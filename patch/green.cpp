@@ -128,7 +128,25 @@ void test_cancel() {
   exit_green(me, PTHREAD_CANCELED);
 }
 
-bool park(detail::waiter& w, detail::time_point deadline, const char* what, bool cancel_point) {
+deferred_interrupt::~deferred_interrupt() {
+  if (e_) interpose::rearm(std::move(e_));
+}
+
+void deferred_interrupt::keep(std::exception_ptr e) noexcept {
+  auto is_kill = [](const std::exception_ptr& x) noexcept {
+    try {
+      std::rethrow_exception(x);
+    } catch (const moss::greenlet_exit&) {
+      return true;
+    } catch (...) {
+      return false;
+    }
+  };
+  if (!e_ || (is_kill(e) && !is_kill(e_))) e_ = std::move(e);
+}
+
+bool park(detail::waiter& w, detail::time_point deadline, const char* what, bool cancel_point,
+          deferred_interrupt* defer) {
   green_thread* me = current_green();
   if (cancel_point) test_cancel();
   w.set_what(what);
@@ -143,7 +161,9 @@ bool park(detail::waiter& w, detail::time_point deadline, const char* what, bool
     return false;
   } catch (...) {
     if (me != nullptr) me->uninterruptible = false;
-    throw;
+    if (defer == nullptr) throw;
+    defer->keep(std::current_exception());
+    return false;
   }
   if (me != nullptr) me->uninterruptible = false;
   if (cancel_point && !woken) test_cancel();

@@ -81,12 +81,33 @@ void wake_all_at(const void* addr) noexcept;
 // forget_if_empty() drops addr's list once nobody waits on it.
 void forget_if_empty(const void* addr) noexcept;
 
+// deferred_interrupt: for waits that C callers cannot see end early (a mutex,
+// rwlock or barrier wait: POSIX functions that never fail that way, declared
+// not to throw). A kill or timeout of the waiting greenlet (a moss task of a
+// program that links moss, under mossrun) that arrives meanwhile is kept
+// here, the wait goes on, and when the wait is over the destructor re-arms
+// it on the greenlet, to be raised at its next wait in C++ code (a hooked
+// call sees ECANCELED). Of two, a kill wins.
+class deferred_interrupt {
+ public:
+  deferred_interrupt() = default;
+  deferred_interrupt(const deferred_interrupt&) = delete;
+  deferred_interrupt& operator=(const deferred_interrupt&) = delete;
+  ~deferred_interrupt();
+  void keep(std::exception_ptr e) noexcept;
+
+ private:
+  std::exception_ptr e_;
+};
+
 // park() waits on w (already linked to a list) until woken or the deadline;
 // true if woken. A deadlock (the hub's loop_exit: nothing can ever wake any
 // green thread) prints every green thread and exits 70. When cancel_point,
 // a pending cancellation of the caller is acted upon (green_exit thrown).
-// Other exceptions (the task being killed) propagate.
-bool park(detail::waiter& w, detail::time_point deadline, const char* what, bool cancel_point);
+// Other exceptions (the task being killed) propagate, or with `defer` are
+// kept there and park() returns false (not woken: the caller waits again).
+bool park(detail::waiter& w, detail::time_point deadline, const char* what, bool cancel_point,
+          deferred_interrupt* defer = nullptr);
 
 // cancel() marks gt cancelled and ends its wait if it is parked in a
 // cancellation point (a green wait of ours, or a hooked call), where the

@@ -109,6 +109,7 @@ int green_lock(pthread_mutex_t* m, const time_point* deadline) {
     return real_pthread_mutex_clocklock()(m, CLOCK_MONOTONIC, &ts);
   }
   greenlet_impl* me = detail::current_impl();
+  deferred_interrupt defer;
   for (;;) {
     greenlet_impl* owner = owner_of(m);
     if (owner == me && type_of(m) == PTHREAD_MUTEX_RECURSIVE) return real_pthread_mutex_lock()(m);  // glibc counts
@@ -133,7 +134,8 @@ int green_lock(pthread_mutex_t* m, const time_point* deadline) {
     detail::waiter w;
     waiters_at(m).push_back(w);
     try {
-      if (!park(w, deadline != nullptr ? *deadline : detail::no_deadline, "pthread_mutex_lock", false) && expired(deadline)) {
+      if (!park(w, deadline != nullptr ? *deadline : detail::no_deadline, "pthread_mutex_lock", false, &defer) &&
+          expired(deadline)) {
         forget_if_empty(m);
         return ETIMEDOUT;
       }
@@ -212,6 +214,7 @@ unsigned long& green_holders(pthread_rwlock_t* rw) noexcept { return rw->__data.
 
 int green_rwlock(pthread_rwlock_t* rw, bool write, const time_point* deadline) {
   auto try_fn = write ? real_pthread_rwlock_trywrlock() : real_pthread_rwlock_tryrdlock();
+  deferred_interrupt defer;
   for (;;) {
     int r = try_fn(rw);
     if (r == 0) {
@@ -233,7 +236,7 @@ int green_rwlock(pthread_rwlock_t* rw, bool write, const time_point* deadline) {
     waiters_at(rw).push_back(w);
     try {
       if (!park(w, deadline != nullptr ? *deadline : detail::no_deadline, write ? "pthread_rwlock_wrlock" : "pthread_rwlock_rdlock",
-                false) &&
+                false, &defer) &&
           expired(deadline)) {
         forget_if_empty(rw);
         return ETIMEDOUT;
@@ -427,10 +430,11 @@ int pthread_barrier_wait(pthread_barrier_t* b) {
     wake_all_at(b);
     return PTHREAD_BARRIER_SERIAL_THREAD;
   }
+  deferred_interrupt defer;
   while (gb->generation == generation) {
     detail::waiter w;
     waiters_at(b).push_back(w);
-    park(w, detail::no_deadline, "pthread_barrier_wait", false);
+    park(w, detail::no_deadline, "pthread_barrier_wait", false, &defer);
   }
   return 0;
 }

@@ -12,6 +12,11 @@
 // Prints "woke N" per sleeper in the order they wake, then "threads T"
 // (OS threads while they sleep), "patched P" (moss::patch::active()) and
 // "elapsed_ms E".
+//
+// moss_linked kill: a task waiting for a std::mutex (pthread_mutex_lock,
+// hooked; a C function that cannot throw) is killed. It must get the mutex
+// when it is released and then end killed at its next wait, never
+// terminate the process. Prints "locked", "killed 1", "reached 0".
 #include <moss/moss.hpp>
 #include <moss/patch.hpp>
 
@@ -20,6 +25,8 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <mutex>
 
 #include "report.h"
 
@@ -40,7 +47,29 @@ void* thread_main(void*) {
 
 }  // namespace
 
+int kill_in_mutex_wait() {
+  return moss::run([] {
+    std::mutex mu;
+    bool reached = false;
+    mu.lock();
+    auto t = moss::spawn([&] {
+      std::lock_guard<std::mutex> hold(mu);  // parks: main holds it
+      std::printf("locked\n");
+      moss::sleep(std::chrono::seconds(5));  // the kill is raised here
+      reached = true;
+    });
+    moss::sleep(std::chrono::milliseconds(50));
+    t.kill(false);  // it waits in pthread_mutex_lock: the kill waits for it
+    moss::sleep(std::chrono::milliseconds(50));
+    mu.unlock();
+    t.join();
+    std::printf("killed %d\nreached %d\n", t.killed() ? 1 : 0, reached ? 1 : 0);
+    return 0;
+  });
+}
+
 int main(int argc, char** argv) {
+  if (argc > 1 && std::strcmp(argv[1], "kill") == 0) return kill_in_mutex_wait();
   if (argc > 1) unit_ms = std::atol(argv[1]);
   timespec t0 = now_monotonic();
   return moss::run([&] {

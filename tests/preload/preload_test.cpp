@@ -347,6 +347,13 @@ TEST_F(Preload, ProgramLinkingLibmossSharesThePreloadsHub) {
   EXPECT_GREEN_THREADS(f.num("threads", 0), r);
 }
 
+TEST_F(Preload, KillOfATaskWaitingForAPthreadMutexLandsAfterItGetsTheMutex) {
+  auto r = sample_test::run(mossrun({PROG_MOSS_LINKED, "kill"}), 30s);
+  ASSERT_EQ(r.status, 0) << "pthread_mutex_lock cannot throw the kill\n" << describe(r);
+  EXPECT_EQ(r.out, "locked\nkilled 1\nreached 0\n") << describe(r);
+  EXPECT_EQ(r.err, "") << describe(r);
+}
+
 // ---- how main ends ------------------------------------------------------------
 
 TEST_F(Preload, PthreadExitFromMainWaitsForTheOtherThreads) {
