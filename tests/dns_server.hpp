@@ -66,6 +66,17 @@ class dns_server {
       udp_ = ::socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     }
     thread_ = std::thread([this] { serve(); });
+    // Return only once the thread sits in poll(), so that a test that forks
+    // next (fork_test's harness) forks while this thread holds no lock. Under
+    // GCC 12's ASan a starting thread takes the allocator's locks on its own
+    // (AsanThread::Init calls pthread_getattr_np, which reallocs, callocs
+    // and frees; the free fills a new quarantine batch, 8 KiB), and that
+    // libasan takes none of them around fork(): a fork in that window gave
+    // the child a size class's lock held forever, and the first process of
+    // the tree to refill that class hung (fork_test: the child of round 91,
+    // in about half the runs under load). glibc's malloc locks around fork;
+    // libasan does from LLVM 18 on (llvm/llvm-project#75290).
+    serving_.wait(false);
   }
 
   ~dns_server() {
@@ -330,6 +341,10 @@ class dns_server {
         auto ms = std::chrono::ceil<std::chrono::milliseconds>(delayed_.begin()->first - clock::now()).count();
         timeout = ms < 0 ? 0 : static_cast<int>(ms);
       }
+      if (!serving_.load()) {  // the constructor waits for this (no allocation from here to poll)
+        serving_.store(true);
+        serving_.notify_all();
+      }
       ::poll(fds.data(), fds.size(), timeout);
       auto now = clock::now();
       while (!delayed_.empty() && delayed_.begin()->first <= now) {
@@ -405,6 +420,7 @@ class dns_server {
   int udp_ = -1, tcp_ = -1, wake_ = -1;
   int port_ = 0;
   std::atomic<bool> stop_{false};
+  std::atomic<bool> serving_{false};  // the thread has reached its first poll()
   std::atomic<int> delay_ms_{0};
   std::atomic<int> tcp_delay_ms_{-1};  // -1: as delay_ms_
   std::atomic<std::size_t> queries_{0}, tcp_queries_{0};
