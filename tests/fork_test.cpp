@@ -9,6 +9,7 @@
 #include <moss/moss.hpp>
 
 #include "dns_server.hpp"
+#include "forked_child.hpp"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -51,71 +52,13 @@ using namespace std::chrono_literals;
 
 namespace {
 
-struct harness_result {
-  bool exited = false;
-  int status = -1;    // exit status, when exited
-  int signal = 0;     // the signal that ended it, if any
-  bool timed_out = false;
-  std::string err;    // its stderr
-};
+using harness_result = moss_test::child_result;
+using moss_test::describe;
 
-std::string describe(const harness_result& r) {
-  std::string s;
-  if (r.timed_out) s = "timed out (killed)";
-  else if (r.exited) s = "exited with " + std::to_string(r.status);
-  else s = "killed by signal " + std::to_string(r.signal) + " (" + strsignal(r.signal) + ")";
-  return s + "; stderr:\n" + r.err;
-}
-
-// in_process() runs body in a child process; its return value is the
-// process's exit status. Killed after `limit`.
+// in_process() runs body in a child process (forked_child.hpp); its return
+// value is the process's exit status. Killed after `limit`.
 harness_result in_process(const std::function<int()>& body, std::chrono::seconds limit = 60s) {
-  int err[2];
-  if (pipe2(err, O_CLOEXEC) != 0) return {};
-  pid_t pid = fork();
-  if (pid < 0) return {};
-  if (pid == 0) {
-    dup2(err[1], STDERR_FILENO);
-    int code = 100;
-    try {
-      code = body();
-    } catch (const std::exception& e) {
-      std::string line = std::string("harness: ") + e.what() + "\n";
-      [[maybe_unused]] auto n = write(STDERR_FILENO, line.data(), line.size());
-      code = 101;
-    }
-    _exit(code);
-  }
-  close(err[1]);
-  fcntl(err[0], F_SETFL, O_NONBLOCK);
-  harness_result r;
-  auto deadline = std::chrono::steady_clock::now() + limit;
-  int status = 0;
-  for (;;) {
-    char buf[4096];
-    ssize_t n;
-    while ((n = read(err[0], buf, sizeof buf)) > 0) r.err.append(buf, static_cast<std::size_t>(n));
-    pid_t w = waitpid(pid, &status, WNOHANG);
-    if (w == pid) break;
-    if (std::chrono::steady_clock::now() > deadline) {
-      r.timed_out = true;
-      kill(pid, SIGKILL);
-      waitpid(pid, &status, 0);
-      break;
-    }
-    usleep(2000);
-  }
-  char buf[4096];
-  ssize_t n;
-  while ((n = read(err[0], buf, sizeof buf)) > 0) r.err.append(buf, static_cast<std::size_t>(n));
-  close(err[0]);
-  if (WIFEXITED(status)) {
-    r.exited = true;
-    r.status = WEXITSTATUS(status);
-  } else if (WIFSIGNALED(status)) {
-    r.signal = WTERMSIG(status);
-  }
-  return r;
+  return moss_test::in_child_process(body, limit);
 }
 
 // in_harness() is in_process() with body as moss::run's main.
@@ -358,7 +301,7 @@ TEST(Fork, ParentAndChildBothKeepWorkingAfterForkFromATask) {
     }
     return 0;
   }, 240s);
-  EXPECT_TRUE(r.exited && r.status == 0) << describe(r);
+  EXPECT_TRUE(r.status == 0) << describe(r);
 }
 
 // The harness above is forked right after dns_server starts its thread: a
@@ -385,7 +328,7 @@ TEST(Fork, AChildForkedRightAfterTheTestDnsServerStartsCanAllocate) {
       }
       return 0;
     }, 10s);
-    ASSERT_TRUE(r.exited && r.status == 0) << "fork " << i << ": " << describe(r);
+    ASSERT_TRUE(r.status == 0) << "fork " << i << ": " << describe(r);
   }
 }
 
@@ -445,7 +388,7 @@ TEST(Fork, GreenletsParkedBeforeTheForkDoNotRunInTheChild) {
     moss::io::close(sv[1]);
     return st == child_ok ? 0 : 10 + st;
   });
-  EXPECT_TRUE(r.exited && r.status == 0) << describe(r);
+  EXPECT_TRUE(r.status == 0) << describe(r);
 }
 
 // Forking from moss::run's main greenlet: in the child, run() returns main's
@@ -482,7 +425,7 @@ TEST(Fork, ChildOfTheMainGreenletReturnsFromRun) {
     if (!WIFEXITED(status)) return 83;
     return got == 5 && WEXITSTATUS(status) == child_ok ? 0 : WEXITSTATUS(status);
   });
-  EXPECT_TRUE(r.exited && r.status == 0) << describe(r);
+  EXPECT_TRUE(r.status == 0) << describe(r);
 }
 
 // posix_spawn and system() from a task: the hub keeps running afterwards.
@@ -521,7 +464,7 @@ TEST(Fork, PosixSpawnAndSystemFromATaskWork) {
     if (rc != 0) return rc;
     return ticks > before ? 0 : 5;
   });
-  EXPECT_TRUE(r.exited && r.status == 0) << describe(r);
+  EXPECT_TRUE(r.status == 0) << describe(r);
 }
 
 // Signal handlers of the forking hub keep working in the child, through the
@@ -549,7 +492,7 @@ TEST(Fork, SignalHandlersRunInTheProcessThatGotTheSignal) {
     if (rc != 0) return rc;
     return parent_got == 0 ? 0 : 30;  // the child's SIGUSR1 reached the child only
   });
-  EXPECT_TRUE(r.exited && r.status == 0) << describe(r);
+  EXPECT_TRUE(r.status == 0) << describe(r);
 }
 
 // A child forked by a task ends (exit status 0, as a process whose last
@@ -571,7 +514,7 @@ TEST(Fork, ChildOfATaskExitsWhenItsLastGreenletReturns) {
     int st = wait_child(child);
     return st == 0 ? 0 : 10 + st;
   });
-  EXPECT_TRUE(r.exited && r.status == 0) << describe(r);
+  EXPECT_TRUE(r.status == 0) << describe(r);
 }
 
 // Other threads and their hubs do not exist in the child: posting to one
@@ -627,7 +570,7 @@ TEST(Fork, AnotherThreadsHubIsGoneInTheChildOnly) {
     other.join();
     return rc;
   });
-  EXPECT_TRUE(r.exited && r.status == 0) << describe(r);
+  EXPECT_TRUE(r.status == 0) << describe(r);
 }
 
 // MOSS_MONITOR_MS watches the child too: its own monitor thread reports the
@@ -652,7 +595,7 @@ TEST(Fork, TheMonitorWatchesTheChild) {
       return forker.get();
     });
   });
-  ASSERT_TRUE(r.exited && r.status == 0) << describe(r);
+  ASSERT_TRUE(r.status == 0) << describe(r);
   auto at = r.err.find("child pid ");
   ASSERT_NE(at, std::string::npos) << r.err;
   std::string pid = r.err.substr(at + 10, r.err.find('\n', at) - at - 10);
