@@ -8,10 +8,16 @@
 ///       while (auto line = s.read_line(4096)) s.write_all(*line + "\n");
 ///     });
 ///   });
-///   moss::stream c = moss::connect_tcp("localhost", l.port(), 5s);
+///   moss::stream c = moss::connect_tcp("localhost", l.port(), 5s);   // a 5 s bound
 ///   c.write_all("hello\n");
 ///   std::optional<std::string> echo = c.read_line();     // "hello"
 ///   server.kill();                                       // closes l, ends the connections
+///
+/// A name with several addresses is connected "happy eyeballs" style (RFC
+/// 8305): the attempts are staggered, not serial, so an address that does not
+/// answer costs a quarter of a second, not the system's connect timeout.
+///
+///   moss::stream d = moss::connect_tcp("example.com", 80, {.attempt_delay = 100ms, .timeout = 5s});
 ///
 /// Everything waits through moss::io, so a greenlet parks while the others
 /// run, and every wait can throw what a wait throws: moss::greenlet_exit when
