@@ -1,6 +1,8 @@
 // stream_test: moss::stream, listen_tcp, serve and connect_tcp on loopback
 // (port 0), and stream reads over socketpairs where the test feeds the
-// bytes piece by piece.
+// bytes piece by piece. connect_tcp's race over several addresses (happy
+// eyeballs) meets addresses that hang: listeners whose accept queue is full,
+// so that the kernel drops further SYNs.
 #include <moss/error_handler.hpp>
 #include <moss/event.hpp>
 #include <moss/group.hpp>
@@ -11,14 +13,20 @@
 #include <moss/timeout.hpp>
 #include <moss/wait.hpp>
 
+#include "dns_server.hpp"
 #include "leak_check.hpp"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include <chrono>
+#include <memory>
+#include <optional>
 #include <string>
 #include <system_error>
+#include <thread>
 #include <vector>
 
 using namespace std::chrono_literals;
@@ -47,6 +55,33 @@ int free_port() {
   moss::listener l = moss::listen_tcp("127.0.0.1", 0);
   return l.port();
 }
+
+// addr() is a numeric host and a port as a moss::dns::address (no lookup).
+moss::dns::address addr(const std::string& host, int port) {
+  return moss::dns::resolve(host, std::to_string(port)).at(0);
+}
+
+// hanging: a listener on host whose accept queue is full. Backlog 1 holds
+// two connections; once they are in, Linux drops every further SYN (it
+// retransmits after 1 s, 3 s...), so a connect to it waits (loopback only).
+struct hanging {
+  std::string host;
+  moss::listener l;
+  std::vector<moss::stream> held;
+  explicit hanging(std::string h) : host(std::move(h)), l(moss::listen_tcp(host, 0, 1)) {
+    for (int i = 0; i < 8; ++i) {
+      try {
+        held.push_back(moss::connect_tcp(host, l.port(), 200ms));
+      } catch (const moss::timeout_error&) {
+        return;  // the queue is full
+      }
+    }
+    throw std::runtime_error("the accept queue of " + l.address() + " never filled");
+  }
+  moss::dns::address address() const { return addr(host, l.port()); }
+};
+
+bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 }  // namespace
 
@@ -401,4 +436,208 @@ TEST_F(WithHub, AStreamWorksOverAPipe) {
   EXPECT_EQ(r.read_line(), "b");
   EXPECT_EQ(r.read_line(), std::nullopt);
   writer.join();
+}
+
+// ---- happy eyeballs ----
+
+TEST_F(WithHub, InterleaveFamiliesAlternatesFromTheFirstAddresssFamily) {
+  // The port tells the addresses apart.
+  auto ports = [](const std::vector<moss::dns::address>& v) {
+    std::vector<std::pair<int, int>> out;
+    for (const auto& a : v)
+      out.emplace_back(a.family, a.family == AF_INET6
+                                     ? ntohs(reinterpret_cast<const sockaddr_in6*>(a.get())->sin6_port)
+                                     : ntohs(reinterpret_cast<const sockaddr_in*>(a.get())->sin_port));
+    return out;
+  };
+  std::vector<moss::dns::address> six_first = {addr("::1", 1),      addr("2001:db8::1", 2), addr("2001:db8::2", 3),
+                                               addr("127.0.0.1", 4), addr("192.0.2.1", 5)};
+  EXPECT_EQ(ports(moss::interleave_families(six_first)),
+            (std::vector<std::pair<int, int>>{{AF_INET6, 1}, {AF_INET, 4}, {AF_INET6, 2}, {AF_INET, 5}, {AF_INET6, 3}}));
+  std::vector<moss::dns::address> four_first = {addr("127.0.0.1", 1), addr("::1", 2), addr("2001:db8::1", 3),
+                                                addr("192.0.2.1", 4), addr("192.0.2.2", 5), addr("192.0.2.3", 6)};
+  EXPECT_EQ(ports(moss::interleave_families(four_first)),
+            (std::vector<std::pair<int, int>>{{AF_INET, 1}, {AF_INET6, 2}, {AF_INET, 4}, {AF_INET6, 3}, {AF_INET, 5},
+                                              {AF_INET, 6}}));
+  std::vector<moss::dns::address> one_family = {addr("192.0.2.3", 1), addr("192.0.2.1", 2)};
+  EXPECT_EQ(ports(moss::interleave_families(one_family)), (std::vector<std::pair<int, int>>{{AF_INET, 1}, {AF_INET, 2}}));
+  EXPECT_TRUE(moss::interleave_families({}).empty());
+}
+
+TEST_F(WithHub, AHangingAddressCostsTheAttemptDelayNotTheHang) {
+  hanging h("127.0.0.2");
+  moss::listener good = moss::listen_tcp("127.0.0.1", 0);
+  int fds = moss_test::open_fds();
+  auto t0 = clk::now();
+  moss::connect_options o;  // the default attempt delay, 250 ms
+  o.timeout = 5s;           // the hanging address alone would wait this out
+  moss::stream c = moss::connect_tcp({h.address(), addr("127.0.0.1", good.port())}, o);
+  auto took = clk::now() - t0;
+  EXPECT_GE(took, 250ms) << "the second address started before the attempt delay";
+  EXPECT_LT(took, 5s);
+  EXPECT_EQ(c.name(), "127.0.0.1:" + std::to_string(good.port()));
+  EXPECT_EQ(moss_test::open_fds(), fds + 1) << "the hanging attempt's socket was not closed";
+  // The good listener's peer sees this one connection, and it works.
+  moss::stream s = good.accept();
+  c.write_all("x\n");
+  EXPECT_EQ(s.read_line(), "x");
+  EXPECT_EQ(moss::io::wait_readable(good.fd(), 100ms), -1) << "a second connection reached the listener";
+}
+
+TEST_F(WithHub, ConnectByNameRacesTheFamiliesOfItsAddresses) {
+  // both.test is ::1 and 127.0.0.1 (tests/dns_server.hpp answers for it).
+  // The family the resolver puts first hangs, the other answers on the
+  // same port: the connect must reach the second family after the delay.
+  struct restore {
+    moss::dns::settings saved = moss::dns::current_settings();
+    ~restore() { moss::dns::configure(saved); }
+  } restore;
+  std::optional<moss_test::dns_server> server;
+  server.emplace();
+  server->add_aaaa("both.test", "::1");
+  server->add_a("both.test", "127.0.0.1");
+  moss::dns::settings cfg;
+  cfg.servers = server->address();
+  moss::dns::configure(cfg);
+  std::vector<moss::dns::address> found = moss::dns::resolve("both.test", "1");
+  ASSERT_EQ(found.size(), 2u);
+  std::string first = found[0].family == AF_INET6 ? "::1" : "127.0.0.1";
+  std::string second = found[0].family == AF_INET6 ? "127.0.0.1" : "::1";
+  std::unique_ptr<hanging> h;
+  moss::listener good;
+  for (int i = 0; i < 5 && !good.is_open(); ++i) {
+    try {
+      h = std::make_unique<hanging>(first);
+    } catch (const std::system_error& e) {
+      GTEST_SKIP() << "no IPv6 loopback here: " << e.what();
+    }
+    try {
+      good = moss::listen_tcp(second, h->l.port());
+    } catch (const std::system_error& e) {
+      if (second == "::1") GTEST_SKIP() << "no IPv6 loopback here: " << e.what();
+      h.reset();  // that port is taken on 127.0.0.1: another one
+    }
+  }
+  ASSERT_TRUE(good.is_open());
+  moss::connect_options o;
+  o.attempt_delay = 100ms;
+  o.timeout = 5s;
+  auto t0 = clk::now();
+  moss::stream c = moss::connect_tcp("both.test", good.port(), o);
+  EXPECT_GE(clk::now() - t0, 100ms) << "the second family started before the attempt delay";
+  EXPECT_EQ(c.name(), "both.test:" + std::to_string(good.port()));
+  moss::stream s = good.accept();
+  c.write_all("y\n");
+  EXPECT_EQ(s.read_line(), "y");
+  c.close();
+  s.close();
+  server.reset();
+}
+
+TEST_F(WithHub, ARefusedAddressHandsOverAtOnce) {
+  moss::listener good = moss::listen_tcp("127.0.0.1", 0);
+  moss::connect_options o;
+  o.attempt_delay = 20s;  // the refusal, not the delay, must start the second attempt
+  o.timeout = 30s;
+  auto t0 = clk::now();
+  moss::stream c = moss::connect_tcp({addr("127.0.0.1", free_port()), addr("127.0.0.1", good.port())}, o);
+  EXPECT_LT(clk::now() - t0, 5s);
+  EXPECT_EQ(c.name(), "127.0.0.1:" + std::to_string(good.port()));
+}
+
+TEST_F(WithHub, EveryAddressRefusedNamesEachOneAndTheLastError) {
+  int p1 = free_port(), p2 = free_port();
+  try {
+    (void)moss::connect_tcp({addr("127.0.0.1", p1), addr("127.0.0.1", p2)});
+    ADD_FAILURE() << "connected to closed ports";
+  } catch (const std::system_error& e) {
+    EXPECT_EQ(e.code().value(), ECONNREFUSED);
+    EXPECT_TRUE(contains(e.what(), "127.0.0.1:" + std::to_string(p1) + ", 127.0.0.1:" + std::to_string(p2))) << e.what();
+  }
+}
+
+TEST_F(WithHub, TheTimeoutClosesEveryAttempt) {
+  hanging h1("127.0.0.2"), h2("127.0.0.3");
+  int fds = moss_test::open_fds();
+  moss::connect_options o;
+  o.attempt_delay = 20ms;
+  o.timeout = 300ms;
+  auto t0 = clk::now();
+  try {
+    (void)moss::connect_tcp({h1.address(), h2.address()}, o);
+    ADD_FAILURE() << "connected to a full accept queue";
+  } catch (const moss::timeout_error& e) {
+    EXPECT_GE(clk::now() - t0, 300ms);
+    EXPECT_TRUE(contains(e.what(), "127.0.0.2:" + std::to_string(h1.l.port()) + " or 127.0.0.3:")) << e.what();
+  }
+  EXPECT_EQ(moss_test::open_fds(), fds);
+}
+
+TEST_F(WithHub, KillingTheCallerClosesEveryAttempt) {
+  hanging h1("127.0.0.2"), h2("127.0.0.3");
+  int fds = moss_test::open_fds();
+  moss::connect_options o;
+  o.attempt_delay = 20ms;
+  auto caller = moss::spawn([&] { (void)moss::connect_tcp({h1.address(), h2.address()}, o); });
+  moss::sleep(300ms);
+  EXPECT_EQ(moss_test::open_fds(), fds + 2) << "both attempts should be in flight";
+  caller.kill();
+  EXPECT_TRUE(caller.killed());
+  EXPECT_EQ(moss_test::open_fds(), fds);
+}
+
+TEST_F(WithHub, WhenTwoAttemptsConnectTheLoserIsClosed) {
+  // Two attempts on one full queue both hang; the queue is then emptied and
+  // the hub held still (a thread sleep, not a moss one) past their SYN
+  // retransmits at about 1 s, so both handshakes complete before the race
+  // looks. The peer then has two connections: one must carry the winner's
+  // bytes, the other must be closed.
+  hanging h("127.0.0.2");
+  int fds = moss_test::open_fds();
+  moss::connect_options o;
+  o.attempt_delay = 20ms;
+  o.timeout = 10s;
+  moss::event hold;
+  auto client = moss::spawn([&] {
+    moss::stream c = moss::connect_tcp({h.address(), h.address()}, o);
+    c.write_all("winner\n");
+    hold.wait();
+  });
+  struct stop {
+    moss::task<void>& t;
+    ~stop() { t.kill(); }  // a failed assertion below must not leave it behind
+  } stop{client};
+  moss::sleep(200ms);
+  EXPECT_EQ(moss_test::open_fds(), fds + 2) << "both attempts should be in flight";
+  for (std::size_t i = 0; i < h.held.size(); ++i) (void)h.l.accept();  // room in the queue again
+  std::this_thread::sleep_for(2500ms);
+  moss::sleep(100ms);  // the race sees both connected, takes one
+  EXPECT_EQ(moss_test::open_fds(), fds + 1) << "the loser's socket was not closed";
+  int lines = 0, ended = 0;
+  for (int i = 0; i < 2; ++i) {
+    moss::timeout t(5s);
+    moss::stream s = h.l.accept();
+    std::optional<std::string> line = s.read_line();
+    if (line == "winner") ++lines;
+    if (!line) ++ended;
+  }
+  EXPECT_EQ(lines, 1);
+  EXPECT_EQ(ended, 1);
+  hold.set();
+  client.join();
+}
+
+TEST_F(WithHub, ConnectOptionsAndAddressListsAreChecked) {
+  moss::connect_options o;
+  o.attempt_delay = 5ms;
+  try {
+    (void)moss::connect_tcp("127.0.0.1", 80, o);
+    ADD_FAILURE();
+  } catch (const moss::error& e) {
+    EXPECT_TRUE(contains(e.what(), "attempt_delay 5 ms")) << e.what();
+  }
+  EXPECT_THROW((void)moss::connect_tcp(std::vector<moss::dns::address>{}), moss::error);
+  moss::dns::address unix_address;
+  unix_address.family = AF_UNIX;
+  EXPECT_THROW((void)moss::connect_tcp({unix_address}), moss::error);
 }

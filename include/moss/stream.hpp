@@ -8,10 +8,16 @@
 ///       while (auto line = s.read_line(4096)) s.write_all(*line + "\n");
 ///     });
 ///   });
-///   moss::stream c = moss::connect_tcp("localhost", l.port(), 5s);
+///   moss::stream c = moss::connect_tcp("localhost", l.port(), 5s);   // a 5 s bound
 ///   c.write_all("hello\n");
 ///   std::optional<std::string> echo = c.read_line();     // "hello"
 ///   server.kill();                                       // closes l, ends the connections
+///
+/// A name with several addresses is connected "happy eyeballs" style (RFC
+/// 8305): the attempts are staggered, not serial, so an address that does not
+/// answer costs a quarter of a second, not the system's connect timeout.
+///
+///   moss::stream d = moss::connect_tcp("example.com", 80, {.attempt_delay = 100ms, .timeout = 5s});
 ///
 /// Everything waits through moss::io, so a greenlet parks while the others
 /// run, and every wait can throw what a wait throws: moss::greenlet_exit when
@@ -37,6 +43,7 @@
 
 #include <moss/detail/export.hpp>
 
+#include <moss/dns.hpp>
 #include <moss/error.hpp>
 #include <moss/group.hpp>
 
@@ -50,6 +57,7 @@
 #include <string_view>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include <sys/socket.h>
 
@@ -235,19 +243,57 @@ class MOSS_API listener {
 [[nodiscard("dropping the listener closes it at once: keep it in a variable")]]
 MOSS_API listener listen_tcp(const std::string& host, int port, int backlog = SOMAXCONN);
 
+/// connect_options: how connect_tcp() races the addresses it tries.
+struct connect_options {
+  /// attempt_delay: how long an attempt runs alone before the next address
+  /// is tried alongside it (RFC 8305's Connection Attempt Delay). At least
+  /// 10 ms (the RFC's floor); the RFC suggests at most 2 s.
+  std::chrono::milliseconds attempt_delay{250};
+  /// timeout: a bound on the whole connect (lookup included), after which
+  /// it gives up with moss::timeout_error; none by default.
+  std::optional<std::chrono::steady_clock::duration> timeout;
+};
+
 ///@{
-/// connect_tcp() connects to host:port: host is looked up with moss::dns and
-/// each address is tried in turn (the order getaddrinfo gives) until one
-/// accepts. Throws std::system_error naming host:port and the last
-/// address's error (ECONNREFUSED...), moss::dns::error if host does not
-/// resolve, moss::error for a port outside 1..65535. With a timeout, the
-/// whole attempt (lookup included) gives up with moss::timeout_error naming
-/// host:port after it.
+/// connect_tcp() connects to host:port, racing its addresses as RFC 8305
+/// ("happy eyeballs") says: host is looked up with moss::dns, the addresses
+/// are put in interleave_families() order, and an attempt starts on the
+/// first. Each next address gets an attempt of its own when attempt_delay
+/// passes without a connection, or at once when an attempt fails, while the
+/// earlier ones keep going. The first connection wins; every other attempt
+/// is closed. So an address that does not answer costs attempt_delay, not
+/// the system's connect timeout, and one that refuses costs nothing.
+///
+/// The attempts run in the calling greenlet (one moss::io::poll over them),
+/// so a kill or a timeout that interrupts the call closes every one of them
+/// before it goes on. The stream's name() is "host:port". Throws
+/// std::system_error naming host:port, each address tried and the error of
+/// the last one to fail (ECONNREFUSED...), moss::dns::error if host does
+/// not resolve, moss::error for a port outside 1..65535 or an attempt_delay
+/// under 10 ms. With a timeout, the whole attempt (lookup included) gives
+/// up with moss::timeout_error naming host:port after it.
 [[nodiscard("dropping the stream closes the connection at once: keep it in a variable")]]
 MOSS_API stream connect_tcp(const std::string& host, int port);
 [[nodiscard("dropping the stream closes the connection at once: keep it in a variable")]]
 MOSS_API stream connect_tcp(const std::string& host, int port, std::chrono::steady_clock::duration timeout);
+[[nodiscard("dropping the stream closes the connection at once: keep it in a variable")]]
+MOSS_API stream connect_tcp(const std::string& host, int port, const connect_options& options);
 ///@}
+
+/// connect_tcp(addresses) races addresses (from moss::dns::resolve, or
+/// made by hand) as connect_tcp(host, port) races its own, in the order
+/// given: pass them through interleave_families() for RFC 8305's order. Each
+/// must be AF_INET or AF_INET6 with its port set. The stream's name() is the
+/// winning address ("127.0.0.1:80", "[::1]:80"); errors name every address
+/// tried. Throws moss::error for an empty list or another family.
+[[nodiscard("dropping the stream closes the connection at once: keep it in a variable")]]
+MOSS_API stream connect_tcp(const std::vector<dns::address>& addresses, const connect_options& options = {});
+
+/// interleave_families() orders addresses as RFC 8305 §4 says: the family
+/// of the first address first, then alternating with the other family
+/// (IPv6, IPv4, IPv6, IPv4...), each family keeping the order it was given
+/// in; what is left of the longer family comes last.
+MOSS_API std::vector<dns::address> interleave_families(std::vector<dns::address> addresses);
 
 /// connection_handler: what serve() runs for each connection.
 using connection_handler = std::function<void(stream&)>;

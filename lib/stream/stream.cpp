@@ -17,6 +17,7 @@
 #include <moss/timeout.hpp>
 
 #include "core/sys.hpp"
+#include "stream/happy_eyeballs.hpp"
 
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -403,55 +404,91 @@ listener listen_tcp(const std::string& host, int port, int backlog) {
 }
 
 // ---- connect_tcp ----
+//
+// The race itself is in happy_eyeballs.cpp; here are the checks, the
+// lookup, and the words of the results.
 
 namespace {
 
-stream connect_each(const std::string& host, int port) {
-  if (port < 1 || port > 65535)
-    throw moss::error("moss::connect_tcp: port " + std::to_string(port) + " is out of range (1 to 65535)");
-  std::vector<dns::address> addrs;
-  try {
-    addrs = dns::resolve(host, std::to_string(port));
-  } catch (const dns::error& e) {
-    throw dns::error(e.code(), "moss::connect_tcp: cannot connect to " + host_port(host, port) + ": " + e.what());
-  }
-  int err = EADDRNOTAVAIL;
-  std::string tried;
-  for (const dns::address& a : addrs) {
-    int fd = io::socket(a.family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-      err = errno;
-      continue;
-    }
-    int rc = 0;
+void check_options(const connect_options& o) {
+  if (o.attempt_delay < std::chrono::milliseconds(10))
+    throw moss::error("moss::connect_tcp: attempt_delay " + std::to_string(o.attempt_delay.count()) +
+                      " ms is under RFC 8305's floor of 10 ms");
+}
+
+// race() runs the race over addrs and returns the winner as a stream named
+// target ("host:port"), or after its address if target is empty. If every
+// attempt fails it throws the last one's error, naming target and each
+// address tried.
+stream race(const std::vector<dns::address>& addrs, const connect_options& o, const std::string& target) {
+  detail::race_result r = detail::race_connect(addrs, o.attempt_delay);
+  if (r.fd >= 0) {
     try {
-      rc = io::connect(fd, a.get(), a.length);
+      return stream(r.fd, target.empty() ? address_text(addrs[r.winner].get()) : target);
     } catch (...) {
-      io::close(fd);
+      io::close(r.fd);
       throw;
     }
-    if (rc == 0) return stream(fd, host_port(host, port));
-    err = errno;
-    io::close(fd);
-    tried += (tried.empty() ? "" : ", ") + address_text(a.get());
   }
-  throw_errno(err, "moss::connect_tcp: cannot connect to " + host_port(host, port) +
-                       (tried.empty() ? std::string() : " (tried " + tried + ")"));
+  std::string tried;
+  for (std::size_t i : r.tried) tried += (tried.empty() ? "" : ", ") + address_text(addrs[i].get());
+  throw_errno(r.err != 0 ? r.err : EADDRNOTAVAIL,
+              "moss::connect_tcp: cannot connect" + (target.empty() ? "" : " to " + target) +
+                  (tried.empty() ? "" : " (tried " + tried + ")"));
+}
+
+// bounded() runs connect under o.timeout, if there is one, and words its
+// timeout_error after target.
+template <class F>
+stream bounded(const connect_options& o, const std::string& target, F&& connect) {
+  if (!o.timeout) return connect();
+  timeout t(*o.timeout);
+  try {
+    return connect();
+  } catch (const timeout_error& e) {
+    if (e.source() != &t) throw;
+    throw timeout_error("moss::connect_tcp: connecting to " + target + " timed out after " +
+                        std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(*o.timeout).count()) +
+                        " ms");
+  }
 }
 
 }  // namespace
 
-stream connect_tcp(const std::string& host, int port) { return connect_each(host, port); }
+stream connect_tcp(const std::string& host, int port, const connect_options& o) {
+  if (port < 1 || port > 65535)
+    throw moss::error("moss::connect_tcp: port " + std::to_string(port) + " is out of range (1 to 65535)");
+  check_options(o);
+  std::string target = host_port(host, port);
+  return bounded(o, target, [&] {
+    std::vector<dns::address> addrs;
+    try {
+      addrs = interleave_families(dns::resolve(host, std::to_string(port)));
+    } catch (const dns::error& e) {
+      throw dns::error(e.code(), "moss::connect_tcp: cannot connect to " + target + ": " + e.what());
+    }
+    return race(addrs, o, target);
+  });
+}
+
+stream connect_tcp(const std::string& host, int port) { return connect_tcp(host, port, connect_options{}); }
 
 stream connect_tcp(const std::string& host, int port, std::chrono::steady_clock::duration d) {
-  timeout t(d);
-  try {
-    return connect_each(host, port);
-  } catch (const timeout_error& e) {
-    if (e.source() != &t) throw;
-    throw timeout_error("moss::connect_tcp: connecting to " + host_port(host, port) + " timed out after " +
-                        std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(d).count()) + " ms");
-  }
+  connect_options o;
+  o.timeout = d;
+  return connect_tcp(host, port, o);
+}
+
+stream connect_tcp(const std::vector<dns::address>& addresses, const connect_options& o) {
+  if (addresses.empty()) throw moss::error("moss::connect_tcp: the list of addresses is empty");
+  for (std::size_t i = 0; i < addresses.size(); ++i)
+    if (addresses[i].family != AF_INET && addresses[i].family != AF_INET6)
+      throw moss::error("moss::connect_tcp: address " + std::to_string(i) + " has family " +
+                        std::to_string(addresses[i].family) + ", not AF_INET or AF_INET6");
+  check_options(o);
+  std::string all;
+  for (const dns::address& a : addresses) all += (all.empty() ? "" : " or ") + address_text(a.get());
+  return bounded(o, all, [&] { return race(addresses, o, {}); });
 }
 
 // ---- serve ----
