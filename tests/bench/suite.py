@@ -487,7 +487,7 @@ class suite:
             lines += ["## Plots", ""] + [f"![{t}]({os.path.basename(p)})" for p, t in plots] + [""]
         if self.skipped:
             lines += ["## Not measured", ""] + [f"- {s}" for s in self.skipped] + [""]
-        lines += ["Raw outputs: `logs/` next to this file (not published).", ""]
+        lines += ["Raw outputs and every HTTP round: `logs/` next to this file (not published).", ""]
         path = os.path.join(self.out, "results.md")
         with open(path, "w") as fh:
             fh.write("\n".join(lines))
@@ -587,7 +587,7 @@ class suite:
             if old.endswith(".png") or old == "results.md":
                 os.unlink(os.path.join(dest, old))
         with open(results) as fh:
-            text = fh.read().replace("Raw outputs: `logs/` next to this file (not published).\n", "")
+            text = fh.read().replace("Raw outputs and every HTTP round: `logs/` next to this file (not published).\n", "")
         with open(os.path.join(dest, "results.md"), "w") as fh:
             fh.write(text)
         for p, _ in plots:
@@ -682,6 +682,11 @@ def main():
             log(f"{name} done in {time.monotonic() - t0:.0f} s")
     plots = s.plot()
     results = s.write(plots)
+    with open(os.path.join(s.logs, "figures.json"), "w") as fh:  # every figure, each HTTP round, for a later look
+        json.dump({"micro_and_parked": s.figures,
+                   "http_rounds": [{"server": k[0], "conns": k[1], "rounds": v} for k, v in s.http.items()],
+                   "dns_lookups_per_s": [{"way": k[0], "delay_ms": k[1], "concurrency": k[2], "rate": v}
+                                         for k, v in s.dns.items()]}, fh, indent=1, default=str)
     if args.publish:
         s.publish(results, plots)
     log(f"wrote {results}" + (f" and {len(plots)} plots" if plots else ""))
