@@ -610,14 +610,14 @@ class suite:
         """README's Performance excerpt: when, where, how; the plots; the HTTP
         ratios to epoll; a link to the whole table."""
         when = datetime.datetime.fromtimestamp(self.started, datetime.timezone.utc).strftime("%Y-%m-%d")
-        load = max(self.load_start[0], os.getloadavg()[0])
-        shared = (f"other work shared the machine during the run (load average up to {load:.0f} on "
-                  f"{os.cpu_count()} CPUs), so the ratios, each measured side by side in this run, are the "
-                  "trustworthy part, not the absolute figures" if load > 1.0 else
-                  f"load average {load:.1f} during the run")
+        start, end = self.load_start[0], os.getloadavg()[0]
+        loads = f"load average {start:.1f} at the start, {end:.1f} at the end, on {os.cpu_count()} CPUs"
+        shared = (f"other work shared the machine during the run ({loads}), so the ratios, each measured side "
+                  "by side in this run, are the trustworthy part, not the absolute figures"
+                  if max(start, end) > 1.0 else loads)
         lines = [f"Measured {when} on {self.machine()} by `{self.args.command}`; {shared}. "
                  "The whole table (micro, parked memory, HTTP, DNS, what was skipped) is "
-                 "[docs/bench/results.md](docs/bench/results.md).", ""]
+                 "`docs/bench/results.md`.", ""]  # not a Markdown link: Doxygen, which builds README, cannot resolve it
         lines += [f"![{t}](docs/bench/{os.path.basename(p)})" for p, t in plots]
         hs = self.http_summary()
         if hs and EPOLL in self.http_servers and len(self.http_servers) > 1:
