@@ -116,6 +116,8 @@ class suite:
             return {}
         out_json = os.path.join(self.logs, f"{name}.json")
         argv = [exe, f"--benchmark_out={out_json}", "--benchmark_out_format=json"] + extra
+        if os.path.exists(out_json):  # from an earlier run into the same --out
+            os.unlink(out_json)
         if self.run(name, argv) is None and not os.path.exists(out_json):
             return {}
         try:
@@ -187,8 +189,11 @@ class suite:
         for line in (text or "").splitlines():
             line = line.strip()
             if line.startswith("{"):
-                d = json.loads(line)
-                out[d.pop("name")] = d
+                try:
+                    d = json.loads(line)
+                    out[d.pop("name")] = d
+                except (ValueError, KeyError):
+                    log(f"not a figure line: {line[:120]!r}")
         return out
 
     # --- sections -------------------------------------------------------------
