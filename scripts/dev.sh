@@ -4,6 +4,13 @@
 #   bash scripts/dev.sh demo     install what is missing, build, run moss-tour
 #   bash scripts/dev.sh test     install what is missing, build, run every test
 #   bash scripts/dev.sh bench    ... and run the benchmarks (meson test --benchmark)
+#   bash scripts/dev.sh suite [--quick] [suite.py options]
+#                                install the suite's peers and plotter too (golang-go,
+#                                python3-gevent, python3-greenlet, python3-matplotlib),
+#                                build the release tree $BUILD-rel, run the whole benchmark
+#                                suite with its peers (tests/bench/suite.py): a Markdown
+#                                table and PNG plots under results/<date>/ (~15 minutes;
+#                                --quick ~4); --publish also copies them to docs/bench/
 #   bash scripts/dev.sh sanitize ... and run the unit tests and the fuzz corpora under
 #                                ASan+UBSan, and the thread tests under TSan (trees
 #                                $BUILD-asan, $BUILD-tsan)
@@ -137,6 +144,34 @@ fuzz() {
   return $failed
 }
 
+# suite() installs what only the benchmark suite needs (not part of setup:
+# CI does not run the suite), builds the release tree and runs the driver.
+# apt-get update only when an install fails with the lists as they are.
+SUITE_PACKAGES=(golang-go python3-gevent python3-greenlet python3-matplotlib)
+suite() {
+  local missing=() p
+  for p in "${SUITE_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if ((${#missing[@]})); then
+    echo "dev.sh: installing ${missing[*]}"
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo=sudo
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
+      { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+        "${missing[@]}" >/dev/null; } ||
+      echo "dev.sh: could not install ${missing[*]}; the suite skips what needs them"
+  fi
+  local rel="$BUILD-rel"
+  [ -f "$rel/build.ninja" ] || meson setup "$rel" --buildtype=release
+  meson compile -C "$rel"
+  # Debian's python3 has the packages just installed (a python3 earlier in
+  # PATH, such as pyenv's, may not).
+  local py=python3
+  [ -x /usr/bin/python3 ] && py=/usr/bin/python3
+  "$py" tests/bench/suite.py --build "$rel" --command "bash scripts/dev.sh suite${*:+ $*}" "$@"
+}
+
 build() {
   [ -f "$BUILD/build.ninja" ] || meson setup "$BUILD"
   meson compile -C "$BUILD"
@@ -147,9 +182,10 @@ case "${1:-}" in
   demo) setup; build; "$BUILD/samples/tour/moss-tour" ;;
   test) setup; build; meson test -C "$BUILD" --print-errorlogs ;;
   bench) setup; build; meson test -C "$BUILD" --benchmark --verbose ;;
+  suite) setup; shift; suite "$@" ;;
   sanitize) setup; sanitize ;;
   docs) docs ;;
   valgrind) setup; valgrind_core ;;
   fuzz) setup; fuzz "${2:-60}" ;;
-  *) echo "usage: bash scripts/dev.sh demo|test|bench|sanitize|valgrind|fuzz [seconds]|docs|setup" >&2; exit 2 ;;
+  *) echo "usage: bash scripts/dev.sh demo|test|bench|suite [--quick]|sanitize|valgrind|fuzz [seconds]|docs|setup" >&2; exit 2 ;;
 esac

@@ -8,7 +8,8 @@
 //                       made through one call entered as moss enters its
 //                       switch: the floor for a switch that is a call)
 //   yield_round_trip    two spawned tasks each calling moss::yield(); one
-//                       iteration is both of them yielding once
+//                       iteration is both of them yielding once; against two
+//                       Boost.Fiber fibers each calling this_fiber::yield()
 //   spawn_join          moss::spawn([]{}).join() with a pooled stack, against
 //                       Boost.Fiber's fiber f([]{}); f.join(); (its default
 //                       stack, and its pooled stack allocator)
@@ -180,6 +181,18 @@ void yield_round_trip_moss(benchmark::State& state) {
   });
 }
 
+// The same with Boost.Fiber's default (round-robin) scheduler: the main
+// fiber and a partner each yield once per iteration.
+void yield_round_trip_boost_fiber(benchmark::State& state) {
+  bool stop = false;
+  boost::fibers::fiber partner([&] {
+    while (!stop) boost::this_fiber::yield();
+  });
+  for (auto _ : state) boost::this_fiber::yield();
+  stop = true;
+  partner.join();
+}
+
 // A thousand tasks taking turns: one switch per yield, each to a task whose
 // stack was touched 999 switches ago, so the figure includes the cache
 // misses of many live stacks (context.cpp colours the stack tops for this).
@@ -233,6 +246,7 @@ int main(int argc, char** argv) {
   moss_bench::add("switch_round_trip/raw_fcontext_nested", &switch_round_trip_raw_fcontext_nested);
   moss_bench::add("switch_round_trip/raw_fcontext_one_call", &switch_round_trip_raw_fcontext_one_call);
   moss_bench::add("yield_round_trip/moss", &yield_round_trip_moss);
+  moss_bench::add("yield_round_trip/boost_fiber", &yield_round_trip_boost_fiber);
   moss_bench::add("yield_ring_1000/moss", &yield_ring_1000_moss);
   moss_bench::add("spawn_join/moss", &spawn_join_moss);
   moss_bench::add("spawn_join/boost_fiber", &spawn_join_boost_fiber);
@@ -256,6 +270,8 @@ int main(int argc, char** argv) {
   moss_bench::print_ratio(reporter, "switch_to vs one-call fcontext:", "switch_round_trip/moss",
                           "switch_round_trip/raw_fcontext_one_call", 0);
   moss_bench::print_absolute(reporter, "yield round trip:", "yield_round_trip/moss", 40);
+  moss_bench::print_ratio(reporter, "yield vs Boost.Fiber yield:", "yield_round_trip/moss",
+                          "yield_round_trip/boost_fiber", 0);
   moss_bench::print_absolute(reporter, "yield, ring of 1,000 (a turn):", "yield_ring_1000/moss", 0);
   moss_bench::print_absolute(reporter, "spawn+join, pooled stack:", "spawn_join/moss", 100);
   moss_bench::print_ratio(reporter, "spawn+join vs Boost.Fiber:", "spawn_join/moss", "spawn_join/boost_fiber", 0);

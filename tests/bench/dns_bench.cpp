@@ -26,6 +26,13 @@
 // wall-clock time per run of 10,000 lookups, fastest repetition; the summary
 // gives lookups/s and the ratios the issue asks for (moss >= 0.9x raw c-ares,
 // >= 5x the thread pool).
+//
+//   dns_bench [--concurrency=N[,N...]] [--delays=MS[,MS...]] [Google Benchmark flags]
+//
+// For the suite (tests/bench/suite.py): lookups in flight N (tasks for moss,
+// ares_getaddrinfo calls for raw c-ares, min(N, 10) threads for the pool;
+// default 1000) and the server's delays (default 0 and 2). A benchmark is
+// named <way>/<delay ms>/<concurrency>.
 #include "dns_server.hpp"
 
 #include <moss/dns.hpp>
@@ -42,19 +49,20 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <cstdio>
 #include <limits>
 #include <map>
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace {
 
 constexpr int lookups = 10'000;
-constexpr int concurrency = 1'000;
-constexpr int pool_threads = 10;
+constexpr int max_pool_threads = 10;
 
 moss_test::dns_server& server() {
   static moss_test::dns_server s;
@@ -88,8 +96,9 @@ void moss_lookups(benchmark::State& state) {
   for (auto _ : state) {
     int run = run_counter++;
     int next = 0, failed = 0;
+    int concurrency = static_cast<int>(state.range(1));
     std::vector<moss::task<void>> workers;
-    workers.reserve(concurrency);
+    workers.reserve(static_cast<std::size_t>(concurrency));
     for (int w = 0; w < concurrency; ++w) {
       workers.push_back(moss::spawn([&] {
         addrinfo hints{};
@@ -168,7 +177,7 @@ struct raw_loop {
     close(ep);
   }
 
-  void go(int r) {
+  void go(int r, int concurrency) {
     run = r;
     submitted = done = failed = 0;
     for (int i = 0; i < concurrency; ++i) submit();
@@ -192,7 +201,7 @@ void raw_lookups(benchmark::State& state, bool dns_only) {
   server().set_delay(std::chrono::milliseconds(state.range(0)));
   raw_loop loop(dns_only);
   for (auto _ : state) {
-    loop.go(run_counter++);
+    loop.go(run_counter++, static_cast<int>(state.range(1)));
     if (loop.failed > 0) state.SkipWithError((std::to_string(loop.failed) + " lookups failed").c_str());
   }
   state.counters["lookups"] = lookups;
@@ -218,7 +227,8 @@ void thread_pool_lookups(benchmark::State& state) {
     int run = run_counter++;
     std::atomic<int> next{0}, failed{0};
     std::vector<std::thread> pool;
-    for (int t = 0; t < pool_threads; ++t) {
+    int threads = std::min(static_cast<int>(state.range(1)), max_pool_threads);
+    for (int t = 0; t < threads; ++t) {
       pool.emplace_back([&] {
         point_glibc_at_server();
         addrinfo hints{};
@@ -240,10 +250,34 @@ void thread_pool_lookups(benchmark::State& state) {
 
 double fastest(const std::vector<double>& v) { return v.empty() ? 0.0 : *std::min_element(v.begin(), v.end()); }
 
-BENCHMARK(moss_lookups)->Arg(0)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond)->Iterations(1)->ComputeStatistics("min", fastest);
-BENCHMARK(raw_cares_lookups)->Arg(0)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond)->Iterations(1)->ComputeStatistics("min", fastest);
-BENCHMARK(raw_cares_dns_only_lookups)->Arg(0)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond)->Iterations(1)->ComputeStatistics("min", fastest);
-BENCHMARK(thread_pool_lookups)->Arg(0)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond)->Iterations(1)->ComputeStatistics("min", fastest);
+// int_list_flag() takes --NAME=A[,B...] out of argv; fallback without it.
+// Exits with a message on a malformed list.
+std::vector<int> int_list_flag(int& argc, char** argv, const std::string& name, std::vector<int> fallback) {
+  const std::string flag = "--" + name + "=";
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a.compare(0, flag.size(), flag) != 0) continue;
+    std::vector<int> out;
+    std::string list = a.substr(flag.size());
+    for (std::size_t pos = 0; pos <= list.size();) {
+      std::size_t comma = std::min(list.find(',', pos), list.size());
+      std::string item = list.substr(pos, comma - pos);
+      char* end = nullptr;
+      long n = std::strtol(item.c_str(), &end, 10);
+      if (item.empty() || *end != '\0' || n < 0 || n > 1'000'000) {
+        std::fprintf(stderr, "dns_bench: --%s wants numbers like 1,100,1000, not \"%s\"\n", name.c_str(), list.c_str());
+        std::exit(2);
+      }
+      out.push_back(static_cast<int>(n));
+      pos = comma + 1;
+    }
+    for (int j = i; j + 1 < argc; ++j) argv[j] = argv[j + 1];
+    --argc;
+    fallback = out;
+    --i;
+  }
+  return fallback;
+}
 
 // wall_reporter: the console table, plus the fastest wall-clock time of
 // each benchmark for the summary.
@@ -275,6 +309,22 @@ class wall_reporter : public benchmark::ConsoleReporter {
 }  // namespace
 
 int main(int argc, char** argv) {
+  std::vector<int> concurrencies = int_list_flag(argc, argv, "concurrency", {1000});
+  std::vector<int> delays = int_list_flag(argc, argv, "delays", {0, 2});
+  for (int c : concurrencies) {
+    if (c == 0) {
+      std::fprintf(stderr, "dns_bench: a concurrency of 0 does no lookup\n");
+      return 2;
+    }
+  }
+  for (auto [name, fn] : {std::pair{"moss_lookups", &moss_lookups}, std::pair{"raw_cares_lookups", &raw_cares_lookups},
+                          std::pair{"raw_cares_dns_only_lookups", &raw_cares_dns_only_lookups},
+                          std::pair{"thread_pool_lookups", &thread_pool_lookups}}) {
+    auto* b = benchmark::RegisterBenchmark(name, fn);
+    for (int d : delays)
+      for (int c : concurrencies) b->Args({d, c});
+    b->UseRealTime()->Unit(benchmark::kMillisecond)->Iterations(1)->ComputeStatistics("min", fastest);
+  }
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   server();  // started before any measurement
@@ -286,31 +336,35 @@ int main(int argc, char** argv) {
     auto it = rep.best_ms.find(n);
     return it == rep.best_ms.end() || it->second <= 0 ? 0.0 : lookups / (it->second / 1000.0);
   };
-  std::printf("\nsummary: %d lookups at concurrency %d, fastest repetition (wall clock)\n", lookups, concurrency);
-  for (const char* delay : {"0", "2"}) {
-    double m = rate(std::string("moss_lookups/") + delay), r = rate(std::string("raw_cares_lookups/") + delay),
-           p = rate(std::string("thread_pool_lookups/") + delay),
-           b = rate(std::string("raw_cares_dns_only_lookups/") + delay);
-    std::printf("summary: server answers after %s ms\n", delay);
-    if (m > 0) std::printf("summary:   moss (ares resolver)          %9.0f lookups/s\n", m);
-    if (r > 0) std::printf("summary:   raw c-ares epoll loop         %9.0f lookups/s\n", r);
-    if (b > 0) std::printf("summary:   raw c-ares, DNS only          %9.0f lookups/s\n", b);
-    if (p > 0) std::printf("summary:   %d-thread glibc getaddrinfo   %9.0f lookups/s\n", pool_threads, p);
-    if (m > 0 && r > 0)
-      std::printf("summary:   moss / raw c-ares    %6.2f  target >= 0.90: %s\n", m / r, m / r >= 0.9 ? "met" : "MISSED");
-    // Both are single-threaded clients: their CPU time per lookup is what
-    // each costs, and the ratio is the throughput ratio when the client, not
-    // the server or the network, is the limit.
-    double mc = rep.best_cpu_ms[std::string("moss_lookups/") + delay] * 1000.0 / lookups;
-    double rc = rep.best_cpu_ms[std::string("raw_cares_lookups/") + delay] * 1000.0 / lookups;
-    if (mc > 0 && rc > 0)
-      std::printf("summary:   client CPU per lookup: moss %.2f us, raw c-ares %.2f us: throughput bound %.2f  target >= 0.90: %s\n",
-                  mc, rc, rc / mc, rc / mc >= 0.9 ? "met" : "MISSED");
-    double bc = rep.best_cpu_ms[std::string("raw_cares_dns_only_lookups/") + delay] * 1000.0 / lookups;
-    if (m > 0 && b > 0 && mc > 0 && bc > 0)
-      std::printf("summary:   moss / raw c-ares DNS only %6.2f; client CPU per lookup %.2f us (no target)\n", m / b, bc);
-    if (m > 0 && p > 0)
-      std::printf("summary:   moss / thread pool   %6.2f  target >= 5.00: %s\n", m / p, m / p >= 5.0 ? "met" : "MISSED");
+  std::printf("\nsummary: %d lookups, fastest repetition (wall clock)\n", lookups);
+  for (int d : delays) {
+    for (int concurrency : concurrencies) {
+      std::string key = "/" + std::to_string(d) + "/" + std::to_string(concurrency);
+      int pool_threads = std::min(concurrency, max_pool_threads);
+      double m = rate("moss_lookups" + key), r = rate("raw_cares_lookups" + key), p = rate("thread_pool_lookups" + key),
+             b = rate("raw_cares_dns_only_lookups" + key);
+      if (m == 0 && r == 0 && p == 0 && b == 0) continue;  // filtered out
+      std::printf("summary: server answers after %d ms, concurrency %d\n", d, concurrency);
+      if (m > 0) std::printf("summary:   moss (ares resolver)          %9.0f lookups/s\n", m);
+      if (r > 0) std::printf("summary:   raw c-ares epoll loop         %9.0f lookups/s\n", r);
+      if (b > 0) std::printf("summary:   raw c-ares, DNS only          %9.0f lookups/s\n", b);
+      if (p > 0) std::printf("summary:   %d-thread glibc getaddrinfo   %9.0f lookups/s\n", pool_threads, p);
+      if (m > 0 && r > 0)
+        std::printf("summary:   moss / raw c-ares    %6.2f  target >= 0.90: %s\n", m / r, m / r >= 0.9 ? "met" : "MISSED");
+      // Both are single-threaded clients: their CPU time per lookup is what
+      // each costs, and the ratio is the throughput ratio when the client, not
+      // the server or the network, is the limit.
+      double mc = rep.best_cpu_ms["moss_lookups" + key] * 1000.0 / lookups;
+      double rc = rep.best_cpu_ms["raw_cares_lookups" + key] * 1000.0 / lookups;
+      if (mc > 0 && rc > 0)
+        std::printf("summary:   client CPU per lookup: moss %.2f us, raw c-ares %.2f us: throughput bound %.2f  target >= 0.90: %s\n",
+                    mc, rc, rc / mc, rc / mc >= 0.9 ? "met" : "MISSED");
+      double bc = rep.best_cpu_ms["raw_cares_dns_only_lookups" + key] * 1000.0 / lookups;
+      if (m > 0 && b > 0 && mc > 0 && bc > 0)
+        std::printf("summary:   moss / raw c-ares DNS only %6.2f; client CPU per lookup %.2f us (no target)\n", m / b, bc);
+      if (m > 0 && p > 0)
+        std::printf("summary:   moss / thread pool   %6.2f  target >= 5.00: %s\n", m / p, m / p >= 5.0 ? "met" : "MISSED");
+    }
   }
   std::printf("summary: the DNS server runs on a thread of this process and shares the machine with the clients\n");
   for (const auto& e : rep.errors) std::printf("error: %s\n", e.c_str());

@@ -36,91 +36,24 @@
 # not a scaling figure).
 import argparse
 import os
-import re
-import resource
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 
-TICK = os.sysconf("SC_CLK_TCK")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchlib  # noqa: E402  (server start, wrk and its parsing, /proc readings)
+
 CONNS = (100, 1000, 10000)
 MAX_CPU_RATIO = 1.1
 MIN_RPS_RATIO = 0.9
 
 
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    # fields[0] is field 3 (state); utime and stime are fields 14 and 15.
-    return (int(fields[11]) + int(fields[12])) / TICK
-
-
-def status_field(pid, name):
-    """An integer field of /proc/PID/status (kB for Vm*), or 0 if gone."""
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith(name + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def raise_nofile():
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    want = min(hard, 65536) if hard != resource.RLIM_INFINITY else 65536
-    if soft < want:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
-
-
-class server:
-    def __init__(self, argv, port_re, cpus=None):
-        if cpus is not None:
-            argv = ["taskset", "-c", cpus] + argv
-        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                     preexec_fn=raise_nofile, text=True)
-        line = self.proc.stdout.readline()
-        m = re.search(port_re, line)
-        if not m:
-            self.stop()
-            sys.exit(f"httpd_bench: {argv[0]} did not report a port: {line!r}")
-        self.port = int(m.group(1))
-
-    def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-
-def wrk(port, conns, duration, cpus):
-    argv = ["wrk", "-t1", f"-c{conns}", f"-d{duration}s", f"http://127.0.0.1:{port}/hello"]
-    if cpus is not None:
-        argv = ["taskset", "-c", cpus] + argv
-    out = subprocess.run(argv, capture_output=True, text=True, preexec_fn=raise_nofile, check=True).stdout
-    reqs = int(re.search(r"(\d+) requests in", out).group(1))
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    errors = re.search(r"Socket errors: (.*)", out)
-    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    problems = (errors.group(1) if errors else "") + (f" non-2xx {non2xx.group(1)}" if non2xx else "")
-    return reqs, rps, problems.strip()
-
-
 def measure(argv, port_re, conns, duration, srv_cpus, wrk_cpus):
-    srv = server(argv, port_re, srv_cpus)
     try:
-        before = cpu_seconds(srv.proc.pid)
-        reqs, rps, problems = wrk(srv.port, conns, duration, wrk_cpus)
-        cpu = cpu_seconds(srv.proc.pid) - before
-        hwm_kb = status_field(srv.proc.pid, "VmHWM")
-    finally:
-        srv.stop()
-    return {"rps": rps, "ns": cpu / max(reqs, 1) * 1e9, "hwm": hwm_kb, "problems": problems}
+        return benchlib.measure(argv, conns, duration, srv_cpus, wrk_cpus, port_re=port_re)
+    except benchlib.ServerError as e:
+        sys.exit(f"httpd_bench: {e}")
 
 
 def keep_best(runs, key, r):

@@ -22,6 +22,12 @@
 // Each measurement runs in a child process of its own so that its peak RSS is
 // its own; the child sends its figures back through a pipe. Run once: it is
 // heavy (about 4 GiB and a few seconds).
+//
+//   parked_bench [--tasks=N[,N...]] [Google Benchmark flags]
+//
+// --tasks (for the suite, tests/bench/suite.py): park N moss tasks and, for
+// N <= 100,000, N Boost.Fiber fibers, for each N given; without it, 1,000,000
+// tasks and 100,000 fibers.
 #include "bench_summary.hpp"
 
 #include <moss/detail/waiter.hpp>
@@ -37,6 +43,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
@@ -50,8 +57,8 @@
 
 namespace {
 
-constexpr std::size_t moss_tasks = 1'000'000;
-constexpr std::size_t fiber_count = 100'000;
+constexpr std::size_t default_tasks = 1'000'000;
+constexpr std::size_t max_fibers = 100'000;
 constexpr double target_total_gib = 4.5;
 
 using clock_type = std::chrono::steady_clock;
@@ -102,7 +109,7 @@ double seconds_since(clock_type::time_point t) {
   return std::chrono::duration<double>(clock_type::now() - t).count();
 }
 
-void park_moss(figures& f) {
+void park_moss(figures& f, std::size_t moss_tasks) {
   moss::run([&] {
     moss::spawn([] {}).join();  // the hub, its stack and the pool exist before the baseline
     std::vector<moss::task<void>> tasks;
@@ -144,7 +151,7 @@ void park_moss(figures& f) {
   if (!f.ok) std::snprintf(f.error, sizeof f.error, "only %llu of %zu tasks were parked", (unsigned long long)f.count, moss_tasks);
 }
 
-void park_boost_fiber(figures& f) {
+void park_boost_fiber(figures& f, std::size_t fiber_count) {
   boost::fibers::mutex m;
   boost::fibers::condition_variable cv;
   bool go = false;
@@ -183,7 +190,7 @@ void park_boost_fiber(figures& f) {
 }
 
 // in_child() runs measure in a forked child and returns what it sent back.
-figures in_child(void (*measure)(figures&)) {
+figures in_child(void (*measure)(figures&, std::size_t), std::size_t count) {
   figures f;
   int fds[2];
   if (pipe(fds) != 0) {
@@ -200,7 +207,7 @@ figures in_child(void (*measure)(figures&)) {
     close(fds[0]);
     figures mine;
     try {
-      measure(mine);
+      measure(mine, count);
     } catch (const std::exception& e) {
       std::snprintf(mine.error, sizeof mine.error, "%s", e.what());
       mine.ok = false;
@@ -230,8 +237,12 @@ figures in_child(void (*measure)(figures&)) {
   return f;
 }
 
-figures moss_figures;
-figures fiber_figures;
+struct result {
+  std::string what;
+  figures f;
+  bool moss = false;
+};
+std::vector<result> results;  // in the order measured
 
 void report(benchmark::State& state, const figures& f) {
   if (!f.ok) {
@@ -251,14 +262,47 @@ void report(benchmark::State& state, const figures& f) {
   state.SetIterationTime(f.park_seconds + f.wake_seconds);
 }
 
-void parked_moss(benchmark::State& state) {
-  for (auto _ : state) moss_figures = in_child(&park_moss);
-  report(state, moss_figures);
+void parked_moss(benchmark::State& state, std::size_t n) {
+  figures f;
+  for (auto _ : state) f = in_child(&park_moss, n);
+  report(state, f);
+  results.push_back({"moss tasks:", f, true});
 }
 
-void parked_boost_fiber(benchmark::State& state) {
-  for (auto _ : state) fiber_figures = in_child(&park_boost_fiber);
-  report(state, fiber_figures);
+void parked_boost_fiber(benchmark::State& state, std::size_t n) {
+  figures f;
+  for (auto _ : state) f = in_child(&park_boost_fiber, n);
+  report(state, f);
+  results.push_back({"Boost.Fiber fibers:", f, false});
+}
+
+// tasks_flag() takes --tasks=N[,N...] out of argv; empty without it. Exits
+// with a message on a malformed list.
+std::vector<std::size_t> tasks_flag(int& argc, char** argv) {
+  std::vector<std::size_t> counts;
+  const std::string flag = "--tasks=";
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a.compare(0, flag.size(), flag) != 0) continue;
+    std::string list = a.substr(flag.size());
+    std::size_t pos = 0;
+    while (pos <= list.size()) {
+      std::size_t comma = std::min(list.find(',', pos), list.size());
+      std::string item = list.substr(pos, comma - pos);
+      char* end = nullptr;
+      unsigned long long n = std::strtoull(item.c_str(), &end, 10);
+      if (item.empty() || *end != '\0' || n == 0) {
+        std::fprintf(stderr, "parked_bench: --tasks wants counts like 10000,100000, not \"%s\"\n", list.c_str());
+        std::exit(2);
+      }
+      counts.push_back(static_cast<std::size_t>(n));
+      pos = comma + 1;
+    }
+    for (int j = i; j + 1 < argc; ++j) argv[j] = argv[j + 1];
+    --argc;
+    --i;
+  }
+  return counts;
 }
 
 void print_summary(const char* what, const figures& f, bool with_target) {
@@ -283,18 +327,36 @@ void print_summary(const char* what, const figures& f, bool with_target) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  benchmark::RegisterBenchmark("parked/moss_1M", &parked_moss)->Iterations(1)->UseManualTime()->Unit(benchmark::kMillisecond);
-  benchmark::RegisterBenchmark("parked/boost_fiber_100k", &parked_boost_fiber)
-      ->Iterations(1)
-      ->UseManualTime()
-      ->Unit(benchmark::kMillisecond);
+  std::vector<std::size_t> counts = tasks_flag(argc, argv);
+  bool custom = !counts.empty();
+  if (!custom) counts = {default_tasks};
+  auto name = [](const char* who, std::size_t n) {
+    return std::string("parked/") + who + "/" + std::to_string(n);
+  };
+  for (std::size_t n : counts) {
+    benchmark::RegisterBenchmark(name("moss", n).c_str(), &parked_moss, n)
+        ->Iterations(1)
+        ->UseManualTime()
+        ->Unit(benchmark::kMillisecond);
+    std::size_t fibers = custom ? n : max_fibers;
+    if (fibers <= max_fibers)
+      benchmark::RegisterBenchmark(name("boost_fiber", fibers).c_str(), &parked_boost_fiber, fibers)
+          ->Iterations(1)
+          ->UseManualTime()
+          ->Unit(benchmark::kMillisecond);
+    else
+      std::printf("parked_bench: Boost.Fiber at %zu fibers not run (at most %zu, as ever)\n", n, max_fibers);
+  }
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
 
   std::printf("\n");
-  if (moss_figures.ok || moss_figures.error[0] != '\0') print_summary("moss tasks:", moss_figures, true);
-  if (fiber_figures.ok || fiber_figures.error[0] != '\0') print_summary("Boost.Fiber fibers:", fiber_figures, false);
-  return moss_figures.error[0] != '\0' || fiber_figures.error[0] != '\0' ? 1 : 0;
+  bool failed = false;
+  for (const auto& r : results) {
+    print_summary(r.what.c_str(), r.f, r.moss && r.f.count == default_tasks);
+    failed |= !r.f.ok;
+  }
+  return failed ? 1 : 0;
 }

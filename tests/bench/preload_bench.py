@@ -7,7 +7,7 @@
 #
 #   preload_bench.py EPOLL_HELLO THREAD_HELLO MOSSRUN [--duration S] [--rounds N]
 #
-# As httpd_bench.py (whose helpers this imports): the server on core 0, wrk
+# As httpd_bench.py (both use benchlib.py): the server on core 0, wrk
 # (-t1) on core 1; rounds interleaved (every server at every concurrency, then
 # again); the server's CPU time (utime + stime of all its threads, from
 # /proc/PID/stat) over the requests wrk counted. Also, per run, the most OS
@@ -28,11 +28,10 @@ import os
 import shutil
 import statistics
 import sys
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import httpd_bench  # noqa: E402  (cpu_seconds, raise_nofile, server, wrk)
+import benchlib  # noqa: E402  (server start, wrk, /proc readings)
 
 CONNS = (100, 1000, 10000)
 MAX_CPU_RATIO = 1.2
@@ -40,46 +39,11 @@ MIN_RPS_RATIO = 0.9
 MAX_THREADS = 3
 
 
-def status_field(pid, name):
-    """An integer field of /proc/PID/status (kB for Vm*), or 0 if gone."""
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith(name + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
 def measure(argv, conns, duration, srv_cpus, wrk_cpus):
-    srv = httpd_bench.server(argv, r"port (\d+)", srv_cpus)
-    pid = srv.proc.pid
-    result = {}
     try:
-        before = httpd_bench.cpu_seconds(pid)
-
-        def drive():
-            try:
-                result["wrk"] = httpd_bench.wrk(srv.port, conns, duration, wrk_cpus)
-            except Exception as e:  # reported below, with the figures of the others
-                result["error"] = str(e)
-
-        t = threading.Thread(target=drive)
-        t.start()
-        threads = 0
-        while t.is_alive():
-            threads = max(threads, status_field(pid, "Threads"))
-            t.join(0.2)
-        cpu = httpd_bench.cpu_seconds(pid) - before
-        hwm_kb = status_field(pid, "VmHWM")
-    finally:
-        srv.stop()
-    if "error" in result:
-        return {"rps": 0.0, "ns": float("inf"), "threads": threads, "hwm": hwm_kb, "problems": result["error"]}
-    reqs, rps, problems = result["wrk"]
-    ns = cpu / reqs * 1e9 if reqs > 0 else float("inf")
-    return {"rps": rps, "ns": ns, "threads": threads, "hwm": hwm_kb, "problems": problems}
+        return benchlib.measure(argv, conns, duration, srv_cpus, wrk_cpus)
+    except benchlib.ServerError as e:
+        sys.exit(f"preload_bench: {e}")
 
 
 def main():
@@ -95,7 +59,7 @@ def main():
         print("preload_bench: wrk and taskset are needed; skipping")
         return 77
     srv_cpus, wrk_cpus = ("0", "1") if os.cpu_count() >= 2 else (None, None)
-    httpd_bench.raise_nofile()
+    benchlib.raise_nofile()
     servers = [
         ("epoll_hello", [args.epoll_hello, "0"]),
         ("thread_hello native", [args.thread_hello, "0"]),

@@ -23,36 +23,30 @@ import asyncio
 import os
 import random
 import re
-import resource
 import signal
 import socket
 import struct
-import subprocess
 import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchlib  # noqa: E402  (raise_nofile, server)
+
 DUMP_SIGNAL = signal.SIGUSR2
 
 
-def raise_nofile():
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    want = min(hard, 65536) if hard != resource.RLIM_INFINITY else 65536
-    if soft < want:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
-
-
-class server:
+class server(benchlib.server):
     def __init__(self, name, argv):
         self.name = name
         self.err = tempfile.NamedTemporaryFile(prefix=f"soak-{name}-", suffix=".err", delete=False)
         env = dict(os.environ, MOSS_DUMP_SIGNAL="SIGUSR2")
-        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=self.err, env=env, text=True)
-        line = self.proc.stdout.readline()
-        m = re.search(r"(\d+\.\d+\.\d+\.\d+):(\d+)", line)
-        if not m:
-            raise SystemExit(f"soak: {name} did not say where it listens: {line!r}")
-        self.port = int(m.group(2))
+        try:
+            super().__init__(argv, r"(\d+\.\d+\.\d+\.\d+):(\d+)", env=env, stderr=self.err)
+        except benchlib.ServerError as e:
+            if os.path.exists(self.err.name):  # stop() removed it if the server started
+                os.unlink(self.err.name)
+            raise SystemExit(f"soak: {name} did not say where it listens: {e}")
 
     def fds(self):
         return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
@@ -79,12 +73,7 @@ class server:
         raise SystemExit(f"soak: {self.name} printed no dump on {DUMP_SIGNAL.name}")
 
     def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        super().stop(sig_timeout=15)  # SIGTERM, SIGKILL after 15 s
         os.unlink(self.err.name)
 
 
@@ -226,7 +215,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=3, help="churn rounds per server (default 3)")
     ap.add_argument("--only", choices=("echo", "httpd"), help="soak one server only")
     args = ap.parse_args()
-    raise_nofile()
+    benchlib.raise_nofile()
     ok = True
     if args.only != "httpd":
         ok &= soak("moss-echo", [args.moss_echo, "--port", "0"], echo_once, args.clients, args.seconds, args.rounds)
