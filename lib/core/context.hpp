@@ -141,39 +141,15 @@ inline void context_swap(void** save, void* to) noexcept {
 }
 
 // errno and the caught-exception stack follow the greenlet, not the thread:
-// they are pushed on the suspended stack right above moss_swap's frame and
-// popped from there on resume (the same thread: greenlets never migrate).
-// Next to the saved registers rather than somewhere in the caller's frame,
-// they share cache lines with them: a greenlet resumed after its stack left
-// the cache misses two lines here, not three or four.
+// they are kept on the suspended stack, in the caller's frame, and read back
+// from there (the same thread: greenlets never migrate).
 inline void context_switch(context_state& from, context_state& to, const context_thread_slots& here) noexcept {
-  void** save = &from.fctx;
-  void* target = to.fctx;
-  long err = *here.err;
-  void* eh0 = here.eh[0];
-  void* eh1 = here.eh[1];
-  register long err_r8 asm("r8") = err;
-  asm volatile(
-      "leaq -128(%%rsp), %%rsp\n\t"
-      "pushq %[eh0]\n\t"
-      "pushq %[eh1]\n\t"
-      "pushq %[err]\n\t"
-      "leaq 1f(%%rip), %%rcx\n\t"
-      "pushq %%rcx\n\t"
-      "jmp moss_swap\n"
-      "1:\n\t"
-      "popq %[err]\n\t"
-      "popq %[eh1]\n\t"
-      "popq %[eh0]\n\t"
-      "leaq 128(%%rsp), %%rsp\n\t"
-      : "+D"(save), "+S"(target), [eh0] "+a"(eh0), [eh1] "+d"(eh1), [err] "+r"(err_r8)
-      :
-      : "rcx", "r9", "r10", "r11", "memory", "cc", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6",
-        "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "st", "st(1)", "st(2)",
-        "st(3)", "st(4)", "st(5)", "st(6)", "st(7)");
-  here.eh[0] = eh0;
-  here.eh[1] = eh1;
-  *here.err = static_cast<int>(err_r8);
+  int saved_errno = *here.err;
+  void* eh[2];
+  __builtin_memcpy(eh, here.eh, sizeof eh);
+  context_swap(&from.fctx, to.fctx);
+  __builtin_memcpy(here.eh, eh, sizeof eh);
+  *here.err = saved_errno;
 }
 #endif
 
