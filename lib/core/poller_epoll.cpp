@@ -15,7 +15,15 @@ namespace moss::detail {
 namespace {
 // The eventfd's tag: an address no caller can own.
 char wake_tag;
-constexpr int max_events = 256;
+// At most one hub batch (hub_core::batch) of events a call. The hub polls
+// after every batch of resumes, so its ready queue stays about a batch
+// long: a greenlet woken here runs soon after, while the lines its wake
+// touched (its fd record, the waiter on its stack, its control block) are
+// still cached. With 256 at 10,000 busy connections the queue grew to
+// thousands and every resume missed those lines a second time (cachegrind:
+// tests/bench/cg_per_request.py). What is not taken stays in epoll's ready
+// list for the next call.
+constexpr int max_events = 64;
 
 // open_fds() makes the epoll instance and the wake eventfd: 0, or an errno.
 int open_fds(int& epfd, int& wakefd) noexcept {

@@ -399,7 +399,9 @@ wake_reason fd_table::park(fd_record& r, int fd, unsigned dirs, time_point deadl
     woke = w.wait(deadline);
   }
   if (generation(fd) != gen) return wake_reason::closed;
-  if (events != nullptr) *events = rd.got | wr.got;
+  // Only the nodes that were linked: an unused one may lie in a cache line
+  // of this frame that nothing else touched since the park.
+  if (events != nullptr) *events = ((dirs & read_side) != 0 ? rd.got : 0) | ((dirs & write_side) != 0 ? wr.got : 0);
   return woke ? wake_reason::ready : wake_reason::timed_out;
 }
 

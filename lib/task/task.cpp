@@ -80,6 +80,7 @@ struct late_callback {
 // separate drainer frees them at thread exit, after which objects freed on
 // this thread go straight to the heap.
 constexpr std::size_t cache_grain = 64;
+constexpr std::size_t block_align = alignof(greenlet_impl);  // a cache line: see greenlet_impl
 constexpr std::size_t cache_classes = 16;
 constexpr unsigned cache_depth = 64;
 
@@ -100,7 +101,7 @@ struct cache_drainer {
     for (std::size_t c = 0; c < cache_classes; ++c) {
       while (free_block* b = cache.head[c]) {
         cache.head[c] = b->next;
-        ::operator delete(b);
+        ::operator delete(b, std::align_val_t{block_align});
       }
       cache.count[c] = 0;
     }
@@ -111,7 +112,7 @@ std::size_t cache_class(std::size_t size) noexcept { return (size - 1) / cache_g
 
 }  // namespace
 
-void* task_base::operator new(std::size_t size) {
+void* task_base::cached_new(std::size_t size) {
   std::size_t c = cache_class(size);
   if (c < cache_classes && cache.head[c] != nullptr) {
     free_block* b = cache.head[c];
@@ -121,10 +122,10 @@ void* task_base::operator new(std::size_t size) {
   }
   // Blocks are allocated at the class's full size so any object of the
   // class can reuse them.
-  return ::operator new(c < cache_classes ? (c + 1) * cache_grain : size);
+  return ::operator new(c < cache_classes ? (c + 1) * cache_grain : size, std::align_val_t{block_align});
 }
 
-void task_base::operator delete(void* p, std::size_t size) noexcept {
+void task_base::cached_delete(void* p, std::size_t size) noexcept {
   std::size_t c = cache_class(size);
   if (c < cache_classes && !cache.closed && cache.count[c] < cache_depth) {
     if (!cache.armed) [[unlikely]] {
@@ -138,7 +139,7 @@ void task_base::operator delete(void* p, std::size_t size) noexcept {
     ++cache.count[c];
     return;
   }
-  ::operator delete(p);
+  ::operator delete(p, std::align_val_t{block_align});
 }
 
 std::string demangle(const std::type_info& type) {

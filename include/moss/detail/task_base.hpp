@@ -89,14 +89,19 @@ class MOSS_API task_base : public greenlet_impl {
   ~task_base() override;
 
   // Task objects come from a small per-thread cache of freed ones (by size),
-  // so that spawning in a loop does not go through malloc and free.
-  static void* operator new(std::size_t size);
-  static void operator delete(void* p, std::size_t size) noexcept;
-  // Over-aligned tasks (an alignas capture) bypass the cache. The global
-  // delete without the size: clang before 19 declares the sized one only
-  // under -fsized-deallocation.
-  static void* operator new(std::size_t size, std::align_val_t a) { return ::operator new(size, a); }
-  static void operator delete(void* p, std::size_t, std::align_val_t a) noexcept { ::operator delete(p, a); }
+  // so that spawning in a loop does not go through malloc and free. Every
+  // block is aligned to a cache line, as greenlet_impl asks; tasks aligned
+  // more strictly still (an alignas capture) bypass the cache. The choice is
+  // made here, inline, where `a` is a constant of the task's type. The
+  // global delete without the size: clang before 19 declares the sized one
+  // only under -fsized-deallocation.
+  static void* operator new(std::size_t size, std::align_val_t a) {
+    return static_cast<std::size_t>(a) > alignof(greenlet_impl) ? ::operator new(size, a) : cached_new(size);
+  }
+  static void operator delete(void* p, std::size_t size, std::align_val_t a) noexcept {
+    if (static_cast<std::size_t>(a) > alignof(greenlet_impl)) ::operator delete(p, a);
+    else cached_delete(p, size);
+  }
 
   std::any run(std::any) final;
   greenlet_impl* exit_target() noexcept final;
@@ -142,6 +147,10 @@ class MOSS_API task_base : public greenlet_impl {
   virtual void invoke() = 0;
 
  private:
+  // The per-thread cache of cache-line-aligned blocks (task.cpp).
+  static void* cached_new(std::size_t size);
+  static void cached_delete(void* p, std::size_t size) noexcept;
+
   friend class done_hook;
   friend void launch(task_base* t, const spawn_options& o, time_point start_at);
   friend void reap_all(hub_core& h);
