@@ -133,16 +133,7 @@ deferred_interrupt::~deferred_interrupt() {
 }
 
 void deferred_interrupt::keep(std::exception_ptr e) noexcept {
-  auto is_kill = [](const std::exception_ptr& x) noexcept {
-    try {
-      std::rethrow_exception(x);
-    } catch (const moss::greenlet_exit&) {
-      return true;
-    } catch (...) {
-      return false;
-    }
-  };
-  if (!e_ || (is_kill(e) && !is_kill(e_))) e_ = std::move(e);
+  if (!e_ || (interpose::is_kill(e) && !interpose::is_kill(e_))) e_ = std::move(e);
 }
 
 bool park(detail::waiter& w, detail::time_point deadline, const char* what, bool cancel_point,

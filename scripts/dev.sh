@@ -34,18 +34,23 @@ PACKAGES=(
   libcurl4-openssl-dev libpq-dev postgresql wrk python3 curl
 )
 
-setup() {
-  local missing=()
-  for p in "${PACKAGES[@]}"; do
+# install_packages() installs, with apt, those of the named Debian packages
+# that are missing; fails if apt does.
+install_packages() {
+  local missing=() p
+  for p in "$@"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
-  if ((${#missing[@]})); then
-    echo "dev.sh: installing ${missing[*]}"
-    local sudo=""
-    [ "$(id -u)" -eq 0 ] || sudo=sudo
-    $sudo apt-get update -qq
+  ((${#missing[@]})) || return 0
+  echo "dev.sh: installing ${missing[*]}"
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo=sudo
+  $sudo apt-get update -qq &&
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  fi
+}
+
+setup() {
+  install_packages "${PACKAGES[@]}"
 }
 
 # The unit tests that start threads of their own, run again under TSan. Not
@@ -119,16 +124,7 @@ valgrind_core() {
 fuzz() {
   local seconds=${1:-60} dir="$BUILD-fuzz"
   case "$seconds" in '' | *[!0-9]*) echo "dev.sh fuzz: seconds must be a whole number, not \"$seconds\"" >&2; return 2 ;; esac
-  local missing=()
-  for p in clang libclang-rt-14-dev; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-  done
-  if ((${#missing[@]})); then
-    local sudo=""
-    [ "$(id -u)" -eq 0 ] || sudo=sudo
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  fi
+  install_packages clang libclang-rt-14-dev
   [ -f "$dir/build.ninja" ] || CC=clang CXX=clang++ meson setup "$dir" -Db_sanitize=address,undefined -Db_lundef=false \
     -Dcpp_args="-fsanitize=fuzzer-no-link -fsized-deallocation"
   local targets=(dns_reply_fuzz fd_table_fuzz)
@@ -149,19 +145,7 @@ fuzz() {
 # apt-get update only when an install fails with the lists as they are.
 SUITE_PACKAGES=(golang-go python3-gevent python3-greenlet python3-matplotlib)
 suite() {
-  local missing=() p
-  for p in "${SUITE_PACKAGES[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-  done
-  if ((${#missing[@]})); then
-    echo "dev.sh: installing ${missing[*]}"
-    local sudo=""
-    [ "$(id -u)" -eq 0 ] || sudo=sudo
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
-      { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
-        "${missing[@]}" >/dev/null; } ||
-      echo "dev.sh: could not install ${missing[*]}; the suite skips what needs them"
-  fi
+  install_packages "${SUITE_PACKAGES[@]}" || echo "dev.sh: could not install every one of ${SUITE_PACKAGES[*]}; the suite skips what needs them"
   local rel="$BUILD-rel"
   [ -f "$rel/build.ninja" ] || meson setup "$rel" --buildtype=release
   meson compile -C "$rel"

@@ -17,7 +17,6 @@
 #include <utility>
 
 namespace moss::interpose {
-namespace {
 
 bool is_kill(const std::exception_ptr& e) noexcept {
   try {
@@ -28,6 +27,8 @@ bool is_kill(const std::exception_ptr& e) noexcept {
     return false;
   }
 }
+
+namespace {
 
 // parked_greenlet() is the caller if it may park, else null.
 detail::greenlet_impl* parked_greenlet(detail::thread_state*& t) noexcept {

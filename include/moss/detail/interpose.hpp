@@ -41,6 +41,10 @@ MOSS_API bool is_parked(const detail::greenlet_impl* g) noexcept;
 // greenlet (may_park()).
 MOSS_API void rearm(std::exception_ptr e) noexcept;
 
+// is_kill() says whether e is a kill (moss::greenlet_exit), which rearm()
+// lets replace anything else pending.
+MOSS_API bool is_kill(const std::exception_ptr& e) noexcept;
+
 // drop_pending() clears the calling greenlet's pending exception if match
 // says it is the one; true if it did.
 MOSS_API bool drop_pending(bool (*match)(const std::exception_ptr&) noexcept) noexcept;
