@@ -15,16 +15,6 @@ namespace interpose = moss::interpose;
 
 namespace {
 
-bool is_kill(const std::exception_ptr& e) noexcept {
-  try {
-    std::rethrow_exception(e);
-  } catch (const moss::greenlet_exit&) {
-    return true;
-  } catch (...) {
-    return false;
-  }
-}
-
 bool is_runtime_error(const std::exception_ptr& e) noexcept {
   try {
     std::rethrow_exception(e);
@@ -36,6 +26,12 @@ bool is_runtime_error(const std::exception_ptr& e) noexcept {
 }
 
 }  // namespace
+
+TEST(Interpose, IsKillTellsAKillFromOtherExceptions) {
+  EXPECT_TRUE(interpose::is_kill(std::make_exception_ptr(moss::greenlet_exit{})));
+  EXPECT_FALSE(interpose::is_kill(std::make_exception_ptr(moss::timeout_error("t"))));
+  EXPECT_FALSE(interpose::is_kill(std::make_exception_ptr(std::runtime_error("r"))));
+}
 
 TEST_F(WithHub, OnlyAGreenletOtherThanTheHubsMayPark) {
   EXPECT_TRUE(interpose::has_hub());
@@ -65,14 +61,14 @@ TEST_F(WithHub, AKillReplacesWhatIsPendingAndNothingReplacesAKill) {
     moss::detail::greenlet_impl* self = interpose::current_if_any();
     interpose::rearm(std::make_exception_ptr(moss::error("first")));
     interpose::rearm(std::make_exception_ptr(moss::timeout_error("second")));
-    EXPECT_FALSE(is_kill(self->pending_));
+    EXPECT_FALSE(interpose::is_kill(self->pending_));
     EXPECT_TRUE(interpose::drop_pending(&is_runtime_error));
     EXPECT_FALSE(self->pending_);
     interpose::rearm(std::make_exception_ptr(moss::error("third")));
     interpose::rearm(std::make_exception_ptr(moss::greenlet_exit{}));
-    EXPECT_TRUE(is_kill(self->pending_));
+    EXPECT_TRUE(interpose::is_kill(self->pending_));
     interpose::rearm(std::make_exception_ptr(moss::error("fourth")));
-    EXPECT_TRUE(is_kill(self->pending_));
+    EXPECT_TRUE(interpose::is_kill(self->pending_));
     EXPECT_FALSE(interpose::drop_pending(&is_runtime_error)) << "a kill is not a runtime_error";
     self->pending_ = nullptr;
   });
