@@ -283,11 +283,24 @@ class hub_core {
       g->unref();  // a runnable greenlet is still held by itself or its task list
       if (runnable) {
         --budget_;
+        prefetch_next();
         return g;
       }
     }
     return nullptr;
   }
+  // prefetch_next() fetches the stack of the greenlet after the one being
+  // resumed while that one runs, if it was woken from a wait while many are
+  // parked: then its stack has most likely left the cache. Not for one that
+  // yielded, nor with few parked: fetching lines already cached, or never
+  // read, costs (a yield round trip twice as long, a ring of 1,000 yielding
+  // tasks five times as long). At the wake instead, 64 at a time, is too
+  // early: the lines are gone again before the greenlet runs.
+  void prefetch_next() const noexcept {
+    const greenlet_impl* next = ready_head_;
+    if (next != nullptr && parked >= prefetch_parked_min && next->parked_on_ != nullptr) context_prefetch(next->ctx_);
+  }
+  static constexpr std::size_t prefetch_parked_min = 512;
   static void on_event(void* ctx, void* tag, std::uint32_t events) noexcept;
   void retire_slots() noexcept;
 
