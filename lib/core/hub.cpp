@@ -162,6 +162,8 @@ void hub_core::on_event(void*, void* tag, std::uint32_t events) noexcept {
   static_cast<fd_handler*>(tag)->ready(events);
 }
 
+void hub_core::on_warm(void*, void* tag) noexcept { static_cast<const fd_handler*>(tag)->warm(); }
+
 void hub_core::poll_once() {
   time_point now = timers.empty() ? time_point{} : clock::now();
   timers.fire_expired(now);
@@ -183,7 +185,7 @@ void hub_core::poll_once() {
   bool sleeping = timeout.count() != 0;
   if (sleeping && !box_->sleep_begin()) timeout = std::chrono::nanoseconds{0};
   if (thread_.beat != nullptr) thread_.beat->sleeping.store(timeout.count() != 0, std::memory_order_relaxed);
-  events.wait(timeout, &on_event, this);
+  events.wait(timeout, &on_event, this, &on_warm);
   if (thread_.beat != nullptr) thread_.beat->sleeping.store(false, std::memory_order_relaxed);
   if (sleeping) box_->sleep_end();
   if (!timers.empty()) timers.fire_expired(clock::now());

@@ -29,6 +29,9 @@ namespace moss::detail {
 class fd_handler {
  public:
   virtual void ready(std::uint32_t events) noexcept = 0;
+  // warm() is called before ready(), for a whole batch of ready fds at
+  // once: it may ask the cache for what ready() will read (poller::wait).
+  virtual void warm() const noexcept {}
 
  protected:
   ~fd_handler() = default;
@@ -302,6 +305,7 @@ class hub_core {
   }
   static constexpr std::size_t prefetch_parked_min = 512;
   static void on_event(void* ctx, void* tag, std::uint32_t events) noexcept;
+  static void on_warm(void* ctx, void* tag) noexcept;
   void retire_slots() noexcept;
 
   thread_state& thread_;

@@ -8,7 +8,8 @@
 //                       an event, so an edge that came before is not lost.
 //   remove(fd)          stop watching fd (before it is closed).
 //   wait(timeout, cb)   wait up to timeout (negative: forever) and call
-//                       cb(ctx, tag, events) for each ready fd.
+//                       cb(ctx, tag, events) for each ready fd; first, if
+//                       given, warm(ctx, tag) for each (see wait()).
 //   wake()              make a wait() in progress (or the next one) return
 //                       now; the only function safe from any thread.
 //
@@ -23,6 +24,7 @@ namespace moss::detail {
 class poller {
  public:
   using callback = void (*)(void* ctx, void* tag, std::uint32_t events);
+  using warm_callback = void (*)(void* ctx, void* tag);
   // What to watch besides hang-up and errors. Output only when someone
   // waits to write: a socket that is only read would otherwise wake the
   // poller each time its send buffer drains (a UDP socket, for every
@@ -37,7 +39,13 @@ class poller {
   int add(int fd, void* tag, unsigned what = input | output) noexcept;
   int modify(int fd, void* tag, unsigned what) noexcept;
   int remove(int fd) noexcept;
-  int wait(std::chrono::nanoseconds timeout, callback cb, void* ctx) noexcept;
+  // wait() hands over a batch of events in three passes: it asks the cache
+  // for every tag's first line, calls warm (when given) on every tag, then
+  // cb on every event. With thousands of fds each handler's data is cold;
+  // handled one after the other, each chain of misses (the tag, what it
+  // points to, what that points to) would be waited for in turn, whereas
+  // the passes let the CPU fetch many chains at once.
+  int wait(std::chrono::nanoseconds timeout, callback cb, void* ctx, warm_callback warm = nullptr) noexcept;
   void wake() noexcept;
 
   // In a forked child the epoll instance and the eventfd are the parent's

@@ -104,7 +104,7 @@ int poller::remove(int fd) noexcept {
   return r;
 }
 
-int poller::wait(std::chrono::nanoseconds timeout, callback cb, void* ctx) noexcept {
+int poller::wait(std::chrono::nanoseconds timeout, callback cb, void* ctx, warm_callback warm) noexcept {
   epoll_event events[max_events];
   int n;
   if (timeout.count() < 0) {
@@ -125,9 +125,10 @@ int poller::wait(std::chrono::nanoseconds timeout, callback cb, void* ctx) noexc
     }
   }
   if (n < 0) return errno == EINTR ? 0 : -1;
-  // The handlers' first lines, asked for all at once: handled one by one,
-  // each would be a miss of its own (thousands of fds, few of them recent).
   for (int i = 0; i < n; ++i) __builtin_prefetch(events[i].data.ptr);
+  if (warm != nullptr)
+    for (int i = 0; i < n; ++i)
+      if (events[i].data.ptr != &wake_tag) warm(ctx, events[i].data.ptr);
   for (int i = 0; i < n; ++i) {
     if (events[i].data.ptr == &wake_tag) {
       std::uint64_t drain;

@@ -83,6 +83,14 @@ void fd_wait_list::wake_all(std::uint32_t events) noexcept {
 
 // ---- fd_record -------------------------------------------------------------
 
+void fd_record::warm() const noexcept {
+  if (const fd_wait* n = readers.front()) {
+    const waiter* w = n->w;
+    __builtin_prefetch(w);
+    __builtin_prefetch(w->greenlet());
+  }
+}
+
 void fd_record::ready(std::uint32_t events) noexcept {
   if ((events & (EPOLLPRI | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0) unusual = true;
   if ((events & (EPOLLIN | EPOLLPRI | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0) {

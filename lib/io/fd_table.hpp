@@ -91,6 +91,7 @@ class fd_wait_list {
   void push_back(fd_wait& n) noexcept;
   void remove(fd_wait& n) noexcept;
   bool empty() const noexcept { return waits_.empty(); }
+  const fd_wait* front() const noexcept { return waits_.front(); }
   std::size_t size() const noexcept;
   // wake_all() wakes every node's waiter, recording `events`, and empties
   // the list.
@@ -107,6 +108,9 @@ class fd_record final : public fd_handler {
  public:
   // ready() is called by the hub with the epoll events of this fd.
   void ready(std::uint32_t events) noexcept override;
+  // warm() fetches the first reader's waiter and greenlet, which a wake
+  // reads (both cold when thousands of greenlets wait).
+  void warm() const noexcept override;
 
   fd_wait_list readers;  // also woken by hang-up and error
   fd_wait_list writers;
