@@ -251,6 +251,18 @@ void context_exit(context_state& from, context_state& to) noexcept {
 }
 #endif
 
+// 40 lines (2.5 KiB) cover a blocking read's frames in the preload and in
+// moss-httpd (10,000 connections, side by side: 12 lines were enough for
+// blocking_hello but not for the preload's deeper frames; 64 and 96 gained
+// nothing more). Unrolled: as a loop, three instructions a line. (No test
+// for a null fctx: GCC 12 then dropped the prefetches altogether.)
+void context_prefetch(const context_state& c) noexcept {
+  constexpr int lines = 40;
+  const char* sp = static_cast<const char*>(c.fctx);
+#pragma GCC unroll 40
+  for (int line = 0; line < lines; ++line) __builtin_prefetch(sp + 64 * line);
+}
+
 void context_release(context_state& c) noexcept {
 #ifdef MOSS_TSAN
   if (c.tsan_fiber != nullptr && c.entry != nullptr) __tsan_destroy_fiber(c.tsan_fiber);

@@ -42,16 +42,9 @@ void context_prepare(context_state& c, char* lo, std::size_t size, void (*entry)
 // suspended in and the caller's locals above them), ahead of the resume. For
 // a greenlet woken after a long wait: with thousands suspended, these lines
 // have left the cache, and fetched one at a time as the resume reaches them
-// each is a miss (tests/bench/cg_per_request.py counts them). 40 lines
-// (2.5 KiB) cover a blocking read's frames in the preload and the sample
-// server; measured at 16, 24, 40, 64 and 96 (docs/design.md, "Cache").
-inline constexpr int context_prefetch_lines = 40;
-// c must be suspended. (No test for a null fctx here: GCC 12 then drops the
-// whole loop, prefetches being free of side effects.)
-inline void context_prefetch(const context_state& c) noexcept {
-  const char* sp = static_cast<const char*>(c.fctx);
-  for (int line = 0; line < context_prefetch_lines; ++line) __builtin_prefetch(sp + 64 * line);
-}
+// each is a miss. c must be suspended. Out of line: called only then, and
+// forty prefetches inline would crowd the switch paths.
+void context_prefetch(const context_state& c) noexcept;
 
 struct context_thread_slots;
 
