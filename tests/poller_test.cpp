@@ -5,6 +5,7 @@
 
 #include "leak_check.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -201,6 +202,34 @@ TEST_F(WithHub, AWakeBeforeTheWaitMakesTheNextWaitReturnAndIsConsumed) {
   EXPECT_GE(std::chrono::steady_clock::now() - t0, 30ms);
   EXPECT_TRUE(log.empty());
   EXPECT_EQ(p.remove(fallback.r), 0);
+}
+
+// The warm pass (poller.hpp): every ready tag is warmed before any event is
+// handed over, the wake-up's own fd never.
+TEST_F(WithHub, EveryReadyTagIsWarmedBeforeAnyEventIsHandled) {
+  poller p;
+  test_pipe a, b, c;
+  int tags[3] = {};
+  const test_pipe* pipes[3] = {&a, &b, &c};
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_GE(pipes[i]->r, 0);
+    ASSERT_EQ(p.add(pipes[i]->r, &tags[i], poller::input), 0);
+    pipes[i]->put();
+  }
+  p.wake();
+  std::vector<std::pair<char, void*>> log;  // 'w' warm, 'e' event
+  auto warm = [](void* ctx, void* tag) { static_cast<decltype(log)*>(ctx)->emplace_back('w', tag); };
+  auto event = [](void* ctx, void* tag, std::uint32_t) { static_cast<decltype(log)*>(ctx)->emplace_back('e', tag); };
+  EXPECT_EQ(p.wait(1s, event, &log, warm), 4) << "three pipes and the wake-up";
+  ASSERT_EQ(log.size(), 6u);
+  for (int i = 0; i < 6; ++i) {
+    EXPECT_EQ(log[static_cast<std::size_t>(i)].first, i < 3 ? 'w' : 'e') << "entry " << i;
+    void* tag = log[static_cast<std::size_t>(i)].second;
+    EXPECT_TRUE(tag == &tags[0] || tag == &tags[1] || tag == &tags[2]) << "entry " << i << ": not a pipe's tag";
+  }
+  for (const auto& [kind, tag] : log)
+    EXPECT_EQ(std::count(log.begin(), log.end(), std::make_pair(kind, tag)), 1) << "a tag twice";
+  for (const test_pipe* pp : pipes) EXPECT_EQ(p.remove(pp->r), 0);
 }
 
 TEST_F(WithHub, WaitReturnsAfterItsTimeoutWhenNothingIsReady) {
