@@ -17,6 +17,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -25,6 +26,7 @@
 #include <chrono>
 #include <future>
 #include <thread>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <functional>
@@ -517,12 +519,27 @@ TEST(Fork, ChildOfATaskExitsWhenItsLastGreenletReturns) {
   EXPECT_TRUE(r.status == 0) << describe(r);
 }
 
+namespace {
+// thread_sleeps() says whether thread tid of this process is asleep in the
+// kernel (state S in /proc/self/task/TID/stat).
+bool thread_sleeps(pid_t tid) {
+  std::FILE* f = std::fopen(("/proc/self/task/" + std::to_string(tid) + "/stat").c_str(), "r");
+  if (f == nullptr) return false;
+  char line[512] = {};
+  std::size_t n = std::fread(line, 1, sizeof line - 1, f);
+  std::fclose(f);
+  const char* paren = std::strrchr(line, ')');  // the name may hold spaces and parentheses
+  return n > 0 && paren != nullptr && paren[1] == ' ' && paren[2] == 'S';
+}
+}  // namespace
+
 // Other threads and their hubs do not exist in the child: posting to one
 // fails there (it has stopped), while in the parent it still works; the
 // child's own hub, thread pool and signal handlers work.
 TEST(Fork, AnotherThreadsHubIsGoneInTheChildOnly) {
   auto r = in_harness([] {
     std::promise<moss::hub*> made;
+    std::atomic<pid_t> other_tid{0};
     moss::event stop_other;  // set through call_threadsafe
     std::thread other([&] {
       moss::run([&] {
@@ -535,6 +552,7 @@ TEST(Fork, AnotherThreadsHubIsGoneInTheChildOnly) {
           char c;
           moss::io::read(sv[0], &c, 1);
         });
+        other_tid.store(static_cast<pid_t>(::syscall(SYS_gettid)));
         stop_other.wait();
         moss::io::write(sv[1], "x", 1);
         reader.join();
@@ -543,7 +561,11 @@ TEST(Fork, AnotherThreadsHubIsGoneInTheChildOnly) {
       });
     });
     moss::hub* hub_of_other = made.get_future().get();
-    moss::sleep(5ms);  // it is waiting now
+    // Fork while the other hub sleeps in epoll_wait, every greenlet of it parked.
+    auto until = std::chrono::steady_clock::now() + 20s;
+    while ((other_tid.load() == 0 || !thread_sleeps(other_tid.load())) && std::chrono::steady_clock::now() < until)
+      moss::sleep(1ms);
+    const bool slept = thread_sleeps(other_tid.load());
     auto forker = moss::spawn([&]() -> int {
       pid_t pid = fork();
       if (pid == 0) {
@@ -568,7 +590,7 @@ TEST(Fork, AnotherThreadsHubIsGoneInTheChildOnly) {
     auto done = moss::spawn_threadsafe(*hub_of_other, [&] { stop_other.set(); });
     done.get();
     other.join();
-    return rc;
+    return slept ? rc : 30;  // 30: the other hub never went to sleep
   });
   EXPECT_TRUE(r.status == 0) << describe(r);
 }
