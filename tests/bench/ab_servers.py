@@ -15,15 +15,12 @@
 #                 "after=build/tests/bench/blocking_hello 0" --conns 10000
 import argparse
 import os
-import shlex
 import shutil
 import statistics
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchlib  # noqa: E402
-
-PORT_RE = r"(?:port |127\.0\.0\.1:)(\d+)"
 
 
 def main():
@@ -33,12 +30,10 @@ def main():
     ap.add_argument("--duration", type=int, default=6, help="seconds of wrk per run")
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
-    servers = []
-    for spec in args.servers:
-        name, sep, command = spec.partition("=")
-        if not sep or not name or not command.strip():
-            ap.error(f"{spec!r}: expected NAME=COMMAND")
-        servers.append((name, shlex.split(command)))
+    try:
+        servers = [benchlib.server_spec(spec) for spec in args.servers]
+    except ValueError as e:
+        ap.error(str(e))
     if shutil.which("wrk") is None or shutil.which("taskset") is None:
         sys.exit("ab_servers: wrk and taskset are needed")
     benchlib.raise_nofile()
@@ -47,7 +42,7 @@ def main():
         row = {}
         for name, argv in servers:
             try:
-                m = benchlib.measure(argv, args.conns, args.duration, "0", "1", port_re=PORT_RE)
+                m = benchlib.measure(argv, args.conns, args.duration, "0", "1", port_re=benchlib.ANY_PORT_RE)
             except benchlib.ServerError as e:
                 sys.exit(f"ab_servers: {e}")
             row[name] = m

@@ -12,15 +12,30 @@
 #   wrk(port, conns, ...)   run wrk -t1 against http://127.0.0.1:PORT/hello
 #   measure(argv, conns, ...)  one server under one wrk run: req/s, server CPU
 #                           per request, p99, peak RSS (VmHWM), most threads
+#   server_spec(spec)       NAME=COMMAND from a command line: (name, argv);
+#                           ANY_PORT_RE finds the port such a server prints
+#                           (cg_per_request.py, ab_servers.py)
 import os
 import re
 import resource
 import select
+import shlex
 import subprocess
 import threading
 
 TICK = os.sysconf("SC_CLK_TCK")
 PORT_RE = r"port (\d+)"  # what epoll_hello and the other hello servers print
+ANY_PORT_RE = r"(?:port |127\.0\.0\.1:)(\d+)"  # those, or moss-httpd's "http://127.0.0.1:N/"
+
+
+def server_spec(spec):
+    """NAME=COMMAND as (name, argv), the command split like a shell line;
+    ValueError naming the argument when either part is missing."""
+    name, sep, command = spec.partition("=")
+    argv = shlex.split(command) if sep else []
+    if not name or not argv:
+        raise ValueError(f"{spec!r}: expected NAME=COMMAND")
+    return name, argv
 
 
 def raise_nofile():

@@ -4,6 +4,7 @@
 # with socket errors and non-2xx answers, the p99 in each unit), and a server
 # that prints no port, or exits, is a ServerError naming it.
 import os
+import re
 import sys
 import unittest
 
@@ -54,6 +55,21 @@ class parse_wrk_test(unittest.TestCase):
     def test_not_a_report(self):
         with self.assertRaises(ValueError):
             benchlib.parse_wrk("unable to connect to 127.0.0.1:1 Connection refused\n")
+
+
+class server_spec_test(unittest.TestCase):
+    def test_name_and_argv_split_like_a_shell_line(self):
+        self.assertEqual(benchlib.server_spec("httpd=moss-httpd --port 0 '/tmp/a dir'"),
+                         ("httpd", ["moss-httpd", "--port", "0", "/tmp/a dir"]))
+
+    def test_a_missing_part_is_refused(self):
+        for spec in ("moss-httpd", "=moss-httpd 0", "httpd=", "httpd=  "):
+            with self.assertRaises(ValueError, msg=spec):
+                benchlib.server_spec(spec)
+
+    def test_any_port_re_reads_both_kinds_of_servers(self):
+        for line, port in (("port 4242\n", "4242"), ("moss-httpd: serving /x on http://127.0.0.1:5151/ with 1 worker", "5151")):
+            self.assertEqual(re.search(benchlib.ANY_PORT_RE, line).group(1), port)
 
 
 class server_test(unittest.TestCase):

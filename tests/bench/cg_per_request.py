@@ -7,7 +7,7 @@
 #   cg_per_request.py [--conns N] [--rounds A B] [--ll BYTES] [--keep DIR]
 #                     NAME=ARGV... [NAME=ARGV ...]
 #
-# Each server is given as NAME=COMMAND (split on spaces; the command must
+# Each server is given as NAME=COMMAND (split like a shell line; the command must
 # print its port on its first stdout line, as "port N" or as moss-httpd's
 # "http://127.0.0.1:N/"; a launcher such as mossrun may exec it). For each, two runs under cachegrind (LL as given,
 # 8 MiB 16-way by default): the client opens N connections (in chunks, one
@@ -31,6 +31,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchlib  # noqa: E402
 from benchlib import raise_nofile  # noqa: E402
 
 REQUEST = b"GET /hello HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
@@ -98,7 +99,7 @@ def run_one(argv, conns, rounds, ll, out):
                             preexec_fn=raise_nofile)
     try:
         line = proc.stdout.readline()
-        m = re.search(r"port (\d+)", line) or re.search(r"127\.0\.0\.1:(\d+)/", line)
+        m = re.search(benchlib.ANY_PORT_RE, line)
         if not m:
             sys.exit(f"cg_per_request: {argv[0]} did not report a port: {line!r}")
         socks = drive(int(m.group(1)), conns, rounds)
@@ -118,7 +119,7 @@ def run_one(argv, conns, rounds, ll, out):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("servers", nargs="+", help="NAME=COMMAND (split on spaces)")
+    ap.add_argument("servers", nargs="+", help="NAME=COMMAND (split like a shell line)")
     ap.add_argument("--conns", type=int, default=10000)
     ap.add_argument("--rounds", type=int, nargs=2, default=[1, 4], metavar=("A", "B"))
     ap.add_argument("--ll", default="2097152,1024", help="LL cache: BYTES,WAYS (64 B lines)")
@@ -136,11 +137,11 @@ def main():
     reqs = (b - a) * args.conns
     print(f"per request at {args.conns} connections ({b} - {a} rounds), LL {args.ll} B:")
     print(f"{'server':<16} {'Ir':>9} {'D1 miss':>9} {'LL miss':>9} {'LLd miss':>9}")
-    for spec in args.servers:
-        name, _, command = spec.partition("=")
-        if not command:
-            sys.exit(f"cg_per_request: expected NAME=COMMAND, got {spec!r}")
-        argv = command.split()
+    try:
+        servers = [benchlib.server_spec(spec) for spec in args.servers]
+    except ValueError as e:
+        ap.error(str(e))
+    for name, argv in servers:
         lo = run_one(argv, args.conns, a, args.ll, os.path.join(where, f"{name}.{a}.cg"))
         hi = run_one(argv, args.conns, b, args.ll, os.path.join(where, f"{name}.{b}.cg"))
         d = {k: (hi[k] - lo[k]) / reqs for k in hi}
