@@ -2,7 +2,9 @@
 // in one program so that both sides see the same machine at the same time:
 //
 //   switch_round_trip   moss::greenlet::switch_to there and back, against
-//                       boost::context::fiber::resume() there and back and
+//                       boost::context::fiber::resume() there and back (also
+//                       with errno and the exception state kept, as moss
+//                       keeps them) and
 //                       a bare Boost.Context fcontext jump there and back (and,
 //                       for context, the same jumps made two calls deep, and
 //                       made through one call entered as moss enters its
@@ -30,7 +32,9 @@
 
 #include <benchmark/benchmark.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cxxabi.h>
 #include <memory>
 #include <vector>
 
@@ -83,6 +87,35 @@ void switch_round_trip_boost_fiber(benchmark::State& state) {
   for (auto _ : state) echo = std::move(echo).resume();
   stop = true;
   echo = std::move(echo).resume();  // it returns: echo is now empty
+  if (echo) state.SkipWithError("the echo fiber did not finish");
+}
+
+// The same fiber round trip doing the rest of what a moss switch keeps per
+// greenlet: errno and the C++ runtime's two words of caught-exception state,
+// saved before each resume and restored after it (their addresses looked up
+// once, as moss caches them). The cost of those semantics alone.
+void switch_round_trip_boost_fiber_errno_eh(benchmark::State& state) {
+  namespace ctx = boost::context;
+  int* const err = &errno;
+  void** const eh = reinterpret_cast<void**>(abi::__cxa_get_globals());
+  auto resume_keeping = [err, eh](ctx::fiber&& f) {
+    const int saved_errno = *err;
+    void* saved_eh[2] = {eh[0], eh[1]};
+    ctx::fiber back = std::move(f).resume();
+    eh[0] = saved_eh[0];
+    eh[1] = saved_eh[1];
+    *err = saved_errno;
+    return back;
+  };
+  bool stop = false;
+  ctx::fiber echo{[&stop, &resume_keeping](ctx::fiber&& caller) {
+    while (!stop) caller = resume_keeping(std::move(caller));
+    return std::move(caller);
+  }};
+  echo = resume_keeping(std::move(echo));
+  for (auto _ : state) echo = resume_keeping(std::move(echo));
+  stop = true;
+  echo = std::move(echo).resume();
   if (echo) state.SkipWithError("the echo fiber did not finish");
 }
 
@@ -242,6 +275,7 @@ void spawn_join_boost_fiber_pooled(benchmark::State& state) {
 int main(int argc, char** argv) {
   moss_bench::add("switch_round_trip/moss", &switch_round_trip_moss);
   moss_bench::add("switch_round_trip/boost_fiber", &switch_round_trip_boost_fiber);
+  moss_bench::add("switch_round_trip/boost_fiber_errno_eh", &switch_round_trip_boost_fiber_errno_eh);
   moss_bench::add("switch_round_trip/raw_fcontext", &switch_round_trip_raw_fcontext);
   moss_bench::add("switch_round_trip/raw_fcontext_nested", &switch_round_trip_raw_fcontext_nested);
   moss_bench::add("switch_round_trip/raw_fcontext_one_call", &switch_round_trip_raw_fcontext_one_call);
@@ -261,6 +295,8 @@ int main(int argc, char** argv) {
   std::printf("\nsummary: fastest repetition, CPU time per iteration\n");
   moss_bench::print_ratio(reporter, "switch_to vs Boost fiber:", "switch_round_trip/moss",
                           "switch_round_trip/boost_fiber", 1.5);
+  moss_bench::print_ratio(reporter, "switch_to vs fiber + errno/eh:", "switch_round_trip/moss",
+                          "switch_round_trip/boost_fiber_errno_eh", 0);
   moss_bench::print_ratio(reporter, "switch_to vs bare fcontext:", "switch_round_trip/moss",
                           "switch_round_trip/raw_fcontext", 0);
   moss_bench::print_ratio(reporter, "Boost fiber vs bare fcontext:", "switch_round_trip/boost_fiber",
