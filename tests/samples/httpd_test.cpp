@@ -356,6 +356,43 @@ TEST_F(Httpd, KeepAliveServesTwoRequestsOnOneConnection) {
   ::close(fd);
 }
 
+// 1,000 requests in one write, 33 KiB: the server reads its 16 KiB buffer
+// full more than once, so it must read again instead of taking the socket
+// for empty and waiting for an event that never comes.
+TEST_F(Httpd, PipelinedRequestsBeyondOneBufferAreAllAnswered) {
+  int fd = connect_();
+  std::string burst;
+  for (int i = 0; i < 1000; ++i) burst += "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n";
+  std::thread writer([&] { send_all(fd, burst); });
+  int answered = 0;
+  while (answered < 1000 && body_of(read_response(fd)) == "hello\n") ++answered;
+  writer.join();
+  EXPECT_EQ(answered, 1000);
+  ::close(fd);
+}
+
+// Connections whose heads come in pieces park the task serving them until
+// the rest comes (or the head timeout); a complete request sent with them,
+// in the same instant, is answered at once all the same.
+TEST_F(Httpd, HeadsInPiecesHoldUpNoOtherConnection) {
+  EXPECT_EQ(stop(), 0);
+  start({"--head-timeout", "5"});
+  std::vector<int> slow;
+  for (int i = 0; i < 8; ++i) slow.push_back(connect_());
+  int fast = connect_();
+  for (int fd : slow) send_all(fd, "GET /hello HTTP/1.1\r\nHo");
+  send_all(fast, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n");
+  pollfd p{fast, POLLIN, 0};
+  EXPECT_EQ(poll(&p, 1, 2000), 1) << "the complete request waited behind the incomplete ones";
+  EXPECT_EQ(body_of(read_response(fast)), "hello\n");
+  for (int fd : slow) {
+    send_all(fd, "st: t\r\n\r\n");
+    EXPECT_EQ(body_of(read_response(fd)), "hello\n");
+    ::close(fd);
+  }
+  ::close(fast);
+}
+
 TEST_F(Httpd, ConnectionCloseEndsTheConnectionAfterTheResponse) {
   int fd = connect_();
   send_all(fd, "GET /hello HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
