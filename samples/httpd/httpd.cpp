@@ -38,21 +38,27 @@
 // a head arrives in more than one piece.
 //
 // Memory per idle connection: a keep-alive connection waiting for its next
-// request holds no task and no buffer. It rests in its worker's idle set, an
-// epoll set (edge-triggered, registered once at accept) watched by one task,
+// request holds no buffer (request_buffers come from a per-worker pool only
+// while a request is read and answered). With few connections, each has its
+// own task, which parks in wait_readable between requests: the cheapest
+// wake there is, for one stack page (4 KiB) touched per connection. From
+// --rest-above connections on (512 by default, per worker), connections
+// rest between requests instead, holding no task: 10,000 parked tasks would
+// keep 39 MiB of stack pages, more than an Asio server's whole footprint
+// (see the README's figures). A resting connection is in its worker's idle
+// set, an epoll set (edge-triggered, registered once) watched by one task,
 // which moves the connections that become readable to a ready list; a
-// server task serves them in turn, each until its socket is empty, and hands
-// each back to the set (request_buffers come from a per-worker pool only
-// while a request is read and answered). A task parked per connection would
-// keep a stack page (4 KiB) touched per connection: 39 MiB at 10,000
-// connections, more than an Asio server's whole footprint (see the README's
-// figures). A resting connection costs its object and the io layer's
-// record; a burst of requests costs one or two spawns, on stacks that stay
-// in the cache. An event that arrives while its connection is queued or
-// being served is remembered (edge_), so none is lost between the last read
-// and the hand-back. (Urgent data, which no HTTP client sends, can stop a
-// read short of what is there: such a connection then waits for its next
-// bytes or the idle timeout.)
+// server task serves them in turn, each until its socket is empty, and
+// hands each back to the set. That costs a resting connection its object
+// and the io layer's record, and a batch of requests two system calls (the
+// set's epoll_wait and a poll before the watcher parks) and a spawn or two,
+// on stacks that stay in the cache: cheaper than parked tasks' cache misses
+// at 10,000 connections, dearer than their wakes at 100 (hence the
+// threshold). An event that arrives while its connection is queued or being
+// served is remembered (edge_), so none is lost between the last read and
+// the hand-back. (Urgent data, which no HTTP client sends, can stop a read
+// short of what is there: such a connection then waits for its next bytes
+// or the idle timeout.)
 #include "args.hpp"
 #include "http_parser.hpp"
 
@@ -99,6 +105,7 @@ struct config {
   std::string root = ".";
   int idle_seconds = 60;
   int head_seconds = 10;
+  long rest_above = 512;
 };
 
 std::string real_root;  // realpath of the served root, without trailing '/'
@@ -106,6 +113,7 @@ bool access_log = false;
 std::atomic<bool> stopping{false};
 unsigned long idle_ticks = 60;  // reap_every ticks without progress before a connection is closed
 std::chrono::seconds head_timeout{10};
+unsigned long rest_above = 512;  // connections per worker from which idle ones rest (see above)
 
 class connection;
 
@@ -118,6 +126,7 @@ struct worker_state {
   connection* head = nullptr;
   unsigned long tick = 0;
   unsigned long long waits = 0;
+  unsigned long connections = 0;
   moss::event* closed = nullptr;
   int idle_set = -1;
   connection* ready_head = nullptr;
@@ -305,6 +314,7 @@ class connection {
     next_ = worker.head;
     if (next_ != nullptr) next_->prev_ = this;
     worker.head = this;
+    ++worker.connections;
   }
   connection(const connection&) = delete;
   connection& operator=(const connection&) = delete;
@@ -313,6 +323,7 @@ class connection {
     if (prev_ != nullptr) prev_->next_ = next_;
     else worker.head = next_;
     if (next_ != nullptr) next_->prev_ = prev_;
+    --worker.connections;
     moss::io::close(fd_);
     if (worker.closed != nullptr) worker.closed->set();
   }
@@ -355,10 +366,20 @@ class connection {
     else worker.closed->wait(10ms);
   }
 
-  // Called by the idle set. rest() marks a connection waiting for a request
-  // with nothing read and its socket found empty since any event; wake() is
-  // the set's event for it: true if it was resting (serve it now), else
-  // remembered for the task that will serve it or serves it.
+  // Called by the idle set. enter_idle_set() registers the connection
+  // there, for good; rest() marks it waiting for a request with nothing read
+  // and its socket found empty since any event; wake() is the set's event
+  // for it: true if it was resting (serve it now), else remembered for the
+  // task that will serve it or serves it.
+  bool enter_idle_set() noexcept {
+    if (in_idle_set_) return true;
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLRDHUP | EPOLLET;
+    ev.data.ptr = this;
+    if (::epoll_ctl(worker.idle_set, EPOLL_CTL_ADD, fd_, &ev) != 0) return false;
+    in_idle_set_ = true;
+    return true;
+  }
   void rest() noexcept {
     resting_ = true;
     reading_ = true;
@@ -380,9 +401,9 @@ class connection {
   void set_next_ready(connection* c) noexcept { next_ready_ = c; }
 
   // serve() reads and answers requests until the connection is over (false)
-  // or has answered all it was sent (true: nothing is buffered, the last
-  // read left the socket empty and no event came since; the caller hands it
-  // back to the idle set).
+  // or rests (true: it has answered all it was sent, the last read left the
+  // socket empty and no event came since; the caller hands it to the idle
+  // set). Below the threshold it parks for its next request instead.
   bool serve() {
     std::size_t have = 0;  // bytes of b_->in not answered yet
     moss::io::clock::time_point head_deadline{};  // armed when a head comes in pieces
@@ -391,18 +412,16 @@ class connection {
       if (have == 0) {
         // Between requests: answers queued for pipelined requests go out;
         // then the next request is read if there may be one, else the
-        // connection goes back to the idle set holding no buffer.
+        // connection rests or parks, holding no buffer.
         if (!flush()) return false;
         if (drained_ && !std::exchange(edge_, false)) {
           release_buffers();
-          return true;
+          if (in_idle_set_ || worker.connections >= rest_above) return true;
+          if (!wait_for_request()) return false;
         }
         take_buffers();
         ssize_t n = receive(b_->in, sizeof b_->in);
-        if (n == would_block) {
-          release_buffers();
-          return true;
-        }
+        if (n == would_block) continue;  // drained_: rest or park
         if (n <= 0) return false;
         have = static_cast<std::size_t>(n);
       }
@@ -442,6 +461,18 @@ class connection {
   }
   void release_buffers() noexcept {
     if (b_ != nullptr) buffers.give_back(std::exchange(b_, nullptr));
+  }
+
+  // wait_for_request() parks until the next request's first bytes (or the
+  // end of the connection) can be read; false if the connection is over.
+  bool wait_for_request() {
+    reading_ = true;
+    int r;
+    do r = moss::io::wait_readable(fd_);
+    while (r != 0 && errno == EINTR);
+    reading_ = false;
+    drained_ = false;
+    return r == 0;
   }
 
   // answer() answers one parsed request (or refuses a bad one); false when
@@ -716,6 +747,7 @@ class connection {
   unsigned long long waiting_since_;  // worker.waits when this connection began to wait for a request
   bool reading_ = false;  // waiting for (more of) a request head: may be shut down to make room
   bool reaped_ = false;
+  bool in_idle_set_ = false;  // registered with the idle set (for good)
   bool resting_ = false;  // in the idle set, no task serving it
   bool edge_ = false;     // the idle set saw an event while a task served it
   bool drained_ = false;  // the last read left the socket empty
@@ -732,6 +764,10 @@ class connection {
 // holds up no one.
 void hand_back(std::unique_ptr<connection> c) {
   if (worker.idle_set < 0) return;  // stopping: the set is gone, c closes
+  if (!c->enter_idle_set()) {
+    std::fprintf(stderr, "%s: cannot watch a connection: %s\n", prog, std::strerror(errno));
+    return;  // c closes
+  }
   c.release()->rest();
 }
 
@@ -805,18 +841,21 @@ void watch_idle() {
   }
 }
 
-// admit() puts a new connection into the idle set: registered once for its
-// whole life; bytes already there are reported at once.
+// admit() takes a new connection: a task of its own below the threshold,
+// else the idle set (bytes already there are reported at once).
 void admit(int fd) {
   auto c = std::make_unique<connection>(fd);
-  epoll_event ev{};
-  ev.events = EPOLLIN | EPOLLRDHUP | EPOLLET;
-  ev.data.ptr = c.get();
-  if (::epoll_ctl(worker.idle_set, EPOLL_CTL_ADD, fd, &ev) != 0) {
-    std::fprintf(stderr, "%s: cannot watch a connection: %s\n", prog, std::strerror(errno));
-    return;  // c closes
+  if (worker.connections < rest_above) {
+    moss::spawn([c = std::move(c)]() mutable {
+      if (c->serve()) hand_back(std::move(c));
+    });
+    return;
   }
-  c.release()->rest();
+  if (c->enter_idle_set()) {
+    c.release()->rest();
+    return;
+  }
+  std::fprintf(stderr, "%s: cannot watch a connection: %s\n", prog, std::strerror(errno));
 }
 
 // open_listener() makes one SO_REUSEPORT listener on addr; errors name it.
@@ -886,7 +925,7 @@ void accept_loop(int listener) {
 
 const char* const usage_text =
     "usage: moss-httpd [--port P] [--host H] [--workers N] [--idle-timeout S]\n"
-    "                  [--head-timeout S] [--access-log] [ROOT]\n"
+    "                  [--head-timeout S] [--rest-above N] [--access-log] [ROOT]\n"
     "\n"
     "Serve the directory ROOT (default: the current directory) over HTTP/1.1\n"
     "with keep-alive: GET and HEAD, single byte ranges (Range), index.html for\n"
@@ -906,6 +945,9 @@ const char* const usage_text =
     "                 answer 408 and close a connection whose request head (request\n"
     "                 line and headers) is still incomplete S seconds after its\n"
     "                 first bytes came (default 10)\n"
+    "  --rest-above N from N connections on (per worker; default 512), a connection\n"
+    "                 waiting for its next request holds no task (less memory, a\n"
+    "                 little more CPU with few connections)\n"
     "  --access-log   print a line per request on stdout: ADDRESS [LOCAL TIME]\n"
     "                 \"METHOD TARGET\" STATUS BYTES, BYTES being the body bytes sent\n"
     "  --help, --version\n"
@@ -923,13 +965,14 @@ int main(int argc, char** argv) {
   config cfg;
   auto operands = cli.parse(argc, argv,
                             {{"port", 0, true}, {"host", 0, true}, {"workers", 0, true}, {"idle-timeout", 0, true},
-                             {"head-timeout", 0, true}, {"access-log", 0, false}},
+                             {"head-timeout", 0, true}, {"rest-above", 0, true}, {"access-log", 0, false}},
                             [&](std::string_view opt, const char* v) {
                               if (opt == "--port") cfg.port = static_cast<int>(cli.number(opt, v, 0, 65535));
                               else if (opt == "--host") cfg.host = v;
                               else if (opt == "--workers") cfg.workers = static_cast<int>(cli.number(opt, v, 1, 1024));
                               else if (opt == "--idle-timeout") cfg.idle_seconds = static_cast<int>(cli.number(opt, v, 1, 86400));
                               else if (opt == "--head-timeout") cfg.head_seconds = static_cast<int>(cli.number(opt, v, 1, 86400));
+                              else if (opt == "--rest-above") cfg.rest_above = cli.number(opt, v, 0, 1L << 30);
                               else cfg.access_log = true;
                             });
   if (operands.size() > 1) cli.fail("unexpected argument \"" + operands[1] + "\": only one ROOT may be given");
@@ -938,6 +981,7 @@ int main(int argc, char** argv) {
   access_log = cfg.access_log;
   idle_ticks = static_cast<unsigned long>(std::chrono::seconds(cfg.idle_seconds) / reap_every);
   head_timeout = std::chrono::seconds(cfg.head_seconds);
+  rest_above = static_cast<unsigned long>(cfg.rest_above);
 
   char resolved[PATH_MAX];
   struct stat st {};

@@ -122,8 +122,11 @@ class slow_clients {
 };
 
 // server: moss-httpd on a temp root holding a few files; a secret file sits
-// next to the root to be reached by escapes.
-class Httpd : public ::testing::Test {
+// next to the root to be reached by escapes. Every test runs twice: with
+// the default --rest-above (these few connections each have a task, parked
+// between requests) and with --rest-above 0 (every connection rests in the
+// idle set between requests, served by the ready list's tasks).
+class Httpd : public ::testing::TestWithParam<const char*> {
  protected:
   void SetUp() override {
     char tmpl[] = "/tmp/httpd_test.XXXXXX";
@@ -144,7 +147,7 @@ class Httpd : public ::testing::Test {
   void start(std::vector<std::string> extra, rlim_t nofile = 0) {
     int out[2];
     ASSERT_EQ(pipe2(out, O_CLOEXEC), 0);
-    std::vector<std::string> args = {MOSS_HTTPD, "--port", "0"};
+    std::vector<std::string> args = {MOSS_HTTPD, "--port", "0", "--rest-above", GetParam()};
     args.insert(args.end(), extra.begin(), extra.end());
     args.push_back(root_.string());
     pid_ = fork();
@@ -272,7 +275,7 @@ class Httpd : public ::testing::Test {
   int port_ = 0;
 };
 
-TEST_F(Httpd, GetServesAFileWithItsTypeAndLength) {
+TEST_P(Httpd, GetServesAFileWithItsTypeAndLength) {
   auto r = get("/notes.txt");
   EXPECT_EQ(r.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << r;
   EXPECT_NE(r.find("Content-Type: text/plain; charset=utf-8\r\n"), std::string::npos) << r;
@@ -284,13 +287,13 @@ TEST_F(Httpd, GetServesAFileWithItsTypeAndLength) {
   EXPECT_EQ(body_of(r), "{\"a\":1}");
 }
 
-TEST_F(Httpd, ADirectoryServesItsIndexHtml) {
+TEST_P(Httpd, ADirectoryServesItsIndexHtml) {
   auto r = get("/");
   EXPECT_NE(r.find("Content-Type: text/html"), std::string::npos) << r;
   EXPECT_EQ(body_of(r), "<h1>home</h1>\n");
 }
 
-TEST_F(Httpd, HeadSendsTheHeadersOfGetWithoutABody) {
+TEST_P(Httpd, HeadSendsTheHeadersOfGetWithoutABody) {
   int fd = connect_();
   send_all(fd, "HEAD /notes.txt HTTP/1.1\r\nHost: t\r\n\r\nGET /hello HTTP/1.1\r\nHost: t\r\n\r\n");
   auto r = read_response(fd, true);
@@ -303,31 +306,31 @@ TEST_F(Httpd, HeadSendsTheHeadersOfGetWithoutABody) {
   ::close(fd);
 }
 
-TEST_F(Httpd, AMissingFileIs404) {
+TEST_P(Httpd, AMissingFileIs404) {
   auto r = get("/no/such/file.txt");
   EXPECT_EQ(r.rfind("HTTP/1.1 404 Not Found\r\n", 0), 0u) << r;
 }
 
-TEST_F(Httpd, PostIs405WithAllow) {
+TEST_P(Httpd, PostIs405WithAllow) {
   auto r = exchange("POST /notes.txt HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n");
   EXPECT_EQ(r.rfind("HTTP/1.1 405 Method Not Allowed\r\n", 0), 0u) << r;
   EXPECT_NE(r.find("Allow: GET, HEAD\r\n"), std::string::npos) << r;
 }
 
-TEST_F(Httpd, GarbageIs400) {
+TEST_P(Httpd, GarbageIs400) {
   EXPECT_EQ(exchange("GARBAGE\r\n\r\n").rfind("HTTP/1.1 400 Bad Request\r\n", 0), 0u);
   EXPECT_EQ(exchange("GET /notes.txt HTTP/1.1\r\n\r\n").rfind("HTTP/1.1 400 ", 0), 0u);  // 1.1 needs Host
   EXPECT_EQ(exchange("GET /x HTTP/1.1\r\nHost: t\r\nBad Name: v\r\n\r\n").rfind("HTTP/1.1 400 ", 0), 0u);
   EXPECT_EQ(exchange("GET /%zz HTTP/1.1\r\nHost: t\r\n\r\n").rfind("HTTP/1.1 400 ", 0), 0u);
 }
 
-TEST_F(Httpd, AHundredKibHeaderIs431) {
+TEST_P(Httpd, AHundredKibHeaderIs431) {
   auto r = exchange("GET /notes.txt HTTP/1.1\r\nHost: t\r\nX-Big: " + std::string(100 * 1024, 'a') + "\r\n\r\n");
   EXPECT_EQ(r.rfind("HTTP/1.1 431 Request Header Fields Too Large\r\n", 0), 0u) << r.substr(0, 200);
   EXPECT_NE(r.find("Connection: close\r\n"), std::string::npos) << r.substr(0, 200);
 }
 
-TEST_F(Httpd, PathsAboveTheRootAreRefused) {
+TEST_P(Httpd, PathsAboveTheRootAreRefused) {
   for (const char* t : {"/../secret", "/%2e%2e/secret", "/%2E%2e%2fsecret", "/sub/..%2f..%2fsecret", "/sub/%2e%2e/%2e%2e/secret",
                         "/./../secret"}) {
     auto r = get(t);
@@ -339,13 +342,13 @@ TEST_F(Httpd, PathsAboveTheRootAreRefused) {
   EXPECT_EQ(r.find("root:"), std::string::npos) << r;
 }
 
-TEST_F(Httpd, ASymlinkOutOfTheRootIsRefused) {
+TEST_P(Httpd, ASymlinkOutOfTheRootIsRefused) {
   auto r = get("/link");
   EXPECT_EQ(r.rfind("HTTP/1.1 403 Forbidden\r\n", 0), 0u) << r;
   EXPECT_EQ(r.find("top secret"), std::string::npos) << r;
 }
 
-TEST_F(Httpd, KeepAliveServesTwoRequestsOnOneConnection) {
+TEST_P(Httpd, KeepAliveServesTwoRequestsOnOneConnection) {
   int fd = connect_();
   send_all(fd, "GET /notes.txt HTTP/1.1\r\nHost: t\r\n\r\n");
   auto a = read_response(fd);
@@ -359,7 +362,7 @@ TEST_F(Httpd, KeepAliveServesTwoRequestsOnOneConnection) {
 // 1,000 requests in one write, 33 KiB: the server reads its 16 KiB buffer
 // full more than once, so it must read again instead of taking the socket
 // for empty and waiting for an event that never comes.
-TEST_F(Httpd, PipelinedRequestsBeyondOneBufferAreAllAnswered) {
+TEST_P(Httpd, PipelinedRequestsBeyondOneBufferAreAllAnswered) {
   int fd = connect_();
   std::string burst;
   for (int i = 0; i < 1000; ++i) burst += "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n";
@@ -374,7 +377,7 @@ TEST_F(Httpd, PipelinedRequestsBeyondOneBufferAreAllAnswered) {
 // Connections whose heads come in pieces park the task serving them until
 // the rest comes (or the head timeout); a complete request sent with them,
 // in the same instant, is answered at once all the same.
-TEST_F(Httpd, HeadsInPiecesHoldUpNoOtherConnection) {
+TEST_P(Httpd, HeadsInPiecesHoldUpNoOtherConnection) {
   EXPECT_EQ(stop(), 0);
   start({"--head-timeout", "5"});
   std::vector<int> slow;
@@ -393,7 +396,7 @@ TEST_F(Httpd, HeadsInPiecesHoldUpNoOtherConnection) {
   ::close(fast);
 }
 
-TEST_F(Httpd, ConnectionCloseEndsTheConnectionAfterTheResponse) {
+TEST_P(Httpd, ConnectionCloseEndsTheConnectionAfterTheResponse) {
   int fd = connect_();
   send_all(fd, "GET /hello HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
   auto a = read_response(fd);
@@ -403,19 +406,19 @@ TEST_F(Httpd, ConnectionCloseEndsTheConnectionAfterTheResponse) {
   ::close(fd);
 }
 
-TEST_F(Httpd, HelloAnswersHello) {
+TEST_P(Httpd, HelloAnswersHello) {
   auto r = get("/hello");
   EXPECT_EQ(r.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << r;
   EXPECT_EQ(body_of(r), "hello\n");
 }
 
-TEST_F(Httpd, SigintStopsItCleanly) {
+TEST_P(Httpd, SigintStopsItCleanly) {
   int fd = connect_();  // an idle keep-alive connection must not hold it up
   EXPECT_EQ(stop(), 0);
   ::close(fd);
 }
 
-TEST_F(Httpd, AnIdleConnectionIsClosedAfterTheIdleTimeoutAndABusyOneIsNot) {
+TEST_P(Httpd, AnIdleConnectionIsClosedAfterTheIdleTimeoutAndABusyOneIsNot) {
   EXPECT_EQ(stop(), 0);
   start({"--idle-timeout", "1"});
   int idle = connect_();
@@ -435,7 +438,7 @@ TEST_F(Httpd, AnIdleConnectionIsClosedAfterTheIdleTimeoutAndABusyOneIsNot) {
   ::close(busy);
 }
 
-TEST_F(Httpd, AClientThatNeverReadsItsAnswersIsDropped) {
+TEST_P(Httpd, AClientThatNeverReadsItsAnswersIsDropped) {
   EXPECT_EQ(stop(), 0);
   start({"--idle-timeout", "1"});
   int fd = connect_();
@@ -480,7 +483,7 @@ TEST_F(Httpd, AClientThatNeverReadsItsAnswersIsDropped) {
   ::close(fd);
 }
 
-TEST_F(Httpd, AHeadStillIncompleteAtTheHeadTimeoutIsAnswered408AndClosed) {
+TEST_P(Httpd, AHeadStillIncompleteAtTheHeadTimeoutIsAnswered408AndClosed) {
   EXPECT_EQ(stop(), 0);
   start({"--head-timeout", "1"});
   // A head in two pieces well within the timeout is served.
@@ -519,7 +522,7 @@ std::size_t fd_count(pid_t pid) {
   return n;
 }
 
-TEST_F(Httpd, EightySlowClientsDoNotStarveASixtyFourFdServer) {
+TEST_P(Httpd, EightySlowClientsDoNotStarveASixtyFourFdServer) {
   EXPECT_EQ(stop(), 0);
   start({}, 64);
   slow_clients attack(port_, 80);
@@ -554,14 +557,14 @@ TEST_F(Httpd, EightySlowClientsDoNotStarveASixtyFourFdServer) {
               served, std::chrono::duration<double, std::milli>(slowest).count(), attack.reopened());
 }
 
-TEST_F(Httpd, TwoWorkersServeAndStop) {
+TEST_P(Httpd, TwoWorkersServeAndStop) {
   EXPECT_EQ(stop(), 0);
   start({"--workers", "2"});
   for (int i = 0; i < 20; ++i) EXPECT_EQ(body_of(get("/hello")), "hello\n");
   EXPECT_EQ(stop(), 0);
 }
 
-TEST_F(Httpd, ADirectoryWithoutItsTrailingSlashIsRedirected) {
+TEST_P(Httpd, ADirectoryWithoutItsTrailingSlashIsRedirected) {
   std::ofstream(root_ / "sub" / "index.html") << "sub index\n";
   auto r = get("/sub?x=1");
   EXPECT_EQ(r.rfind("HTTP/1.1 301 Moved Permanently\r\n", 0), 0u) << r;
@@ -571,7 +574,7 @@ TEST_F(Httpd, ADirectoryWithoutItsTrailingSlashIsRedirected) {
   EXPECT_EQ(get("/notes.txt").rfind("HTTP/1.1 200 OK\r\n", 0), 0u);
 }
 
-TEST_F(Httpd, AnAbsoluteFormTargetIsServedByItsPath) {
+TEST_P(Httpd, AnAbsoluteFormTargetIsServedByItsPath) {
   auto r = exchange("GET http://example.test:8000/notes.txt HTTP/1.1\r\nHost: other\r\n\r\n");
   EXPECT_EQ(r.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << r;
   EXPECT_EQ(body_of(r), "some notes\n");
@@ -581,7 +584,7 @@ TEST_F(Httpd, AnAbsoluteFormTargetIsServedByItsPath) {
   EXPECT_EQ(empty.rfind("HTTP/1.1 400 ", 0), 0u) << empty;
 }
 
-TEST_F(Httpd, ARangeIsAnsweredWithItsPart) {
+TEST_P(Httpd, ARangeIsAnsweredWithItsPart) {
   auto range = [&](const std::string& field) {
     return exchange("GET /notes.txt HTTP/1.1\r\nHost: t\r\nRange: " + field + "\r\n\r\n");
   };
@@ -607,7 +610,7 @@ TEST_F(Httpd, ARangeIsAnsweredWithItsPart) {
   EXPECT_NE(get("/notes.txt").find("\r\nAccept-Ranges: bytes\r\n"), std::string::npos);
 }
 
-TEST_F(Httpd, AnswersCarryDateAndFilesLastModified) {
+TEST_P(Httpd, AnswersCarryDateAndFilesLastModified) {
   struct timespec times[2] = {{784111777, 0}, {784111777, 0}};  // Sun, 06 Nov 1994 08:49:37 GMT
   ASSERT_EQ(utimensat(AT_FDCWD, (root_ / "notes.txt").c_str(), times, 0), 0);
   auto r = get("/notes.txt");
@@ -619,7 +622,7 @@ TEST_F(Httpd, AnswersCarryDateAndFilesLastModified) {
   EXPECT_NE(missing.find("\r\nDate: "), std::string::npos) << missing;
 }
 
-TEST_F(Httpd, TheAccessLogNamesTheClientTheTimeAndTheBytesSent) {
+TEST_P(Httpd, TheAccessLogNamesTheClientTheTimeAndTheBytesSent) {
   EXPECT_EQ(stop(), 0);
   ::close(out_);
   start({"--access-log"});
@@ -649,6 +652,11 @@ TEST_F(Httpd, TheAccessLogNamesTheClientTheTimeAndTheBytesSent) {
   check(lines[3], "GET /nope", "404 14");
 }
 
+INSTANTIATE_TEST_SUITE_P(Idle, Httpd, ::testing::Values("512", "0"),
+                         [](const ::testing::TestParamInfo<const char*>& info) {
+                           return std::string(info.param) == "0" ? "Resting" : "ParkedTasks";
+                         });
+
 TEST(HttpdCli, HelpAndVersionExitZero) {
   auto h = run("--help");
   EXPECT_EQ(h.status, 0);
@@ -673,6 +681,13 @@ TEST(HttpdCli, BadArgumentsAreUsageErrorsNamingTheArgument) {
     r = run(std::string("--idle-timeout ") + bad);
     EXPECT_EQ(r.status, 2) << bad;
     EXPECT_NE(r.out.find(std::string("bad value \"") + bad + "\" for --idle-timeout: expected a number from 1 to 86400"),
+              std::string::npos)
+        << r.out;
+  }
+  for (const char* bad : {"-1", "many", "1073741825"}) {
+    r = run(std::string("--rest-above ") + bad);
+    EXPECT_EQ(r.status, 2) << bad;
+    EXPECT_NE(r.out.find(std::string("bad value \"") + bad + "\" for --rest-above: expected a number from 0 to 1073741824"),
               std::string::npos)
         << r.out;
   }
