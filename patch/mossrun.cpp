@@ -259,6 +259,8 @@ elf_facts read_elf(const std::string& path) {
   return f;
 }
 
+std::string interpreter(const std::string& path);
+
 // check_program() stops mossrun, as a shell would, unless `path` (what `name`
 // resolved to) is a file the loader will run with LD_PRELOAD honoured.
 void check_program(const std::string& name, const std::string& path) {
@@ -275,6 +277,14 @@ void check_program(const std::string& name, const std::string& path) {
                          "; the loader ignores LD_PRELOAD for it");
   elf_facts f = read_elf(path);
   if (f.elf && !f.interp) fail(exit_usage, name + " is statically linked; LD_PRELOAD cannot reach it");
+  // A script runs in its "#!" interpreter, which must be reachable too (one
+  // level: an interpreter that is itself a script is the kernel's to refuse).
+  if (!f.elf) {
+    std::string interp = interpreter(path);
+    elf_facts i = interp.empty() ? elf_facts{} : read_elf(interp);
+    if (i.elf && !i.interp)
+      fail(exit_usage, name + "'s interpreter " + interp + " is statically linked; LD_PRELOAD cannot reach it");
+  }
 }
 
 // check_machine() stops mossrun when the program is ELF for another class or

@@ -500,6 +500,21 @@ TEST_F(WithStubLibrary, ElfWithoutAnInterpreterIsRefusedAsStatic) {
   EXPECT_EQ(r.err, "mossrun: " + prog.string() + " is statically linked; LD_PRELOAD cannot reach it\n");
 }
 
+TEST_F(WithStubLibrary, AScriptWhoseInterpreterIsStaticIsRefused) {
+  fs::path interp = dir_ / "static-interp";
+  write_elf(interp, ELFCLASS64, EM_X86_64, false);
+  fs::path script = dir_ / "script";
+  write_file(script, "#!" + interp.string() + " -x\necho hi\n", rwxr_xr_x);
+  outcome r = mossrun({script.string()});
+  EXPECT_TRUE(r.exited_with(2)) << r.status;
+  EXPECT_EQ(r.err, "mossrun: " + script.string() + "'s interpreter " + interp.string() +
+                       " is statically linked; LD_PRELOAD cannot reach it\n");
+  // A dynamically linked interpreter is fine (the stub library then runs).
+  write_elf(interp, ELFCLASS64, EM_X86_64, true);
+  r = mossrun({script.string()});
+  EXPECT_EQ(r.err.find("statically linked"), std::string::npos) << r.err;
+}
+
 TEST_F(WithStubLibrary, ProgramForAnotherClassOrMachineIsRefused) {
   fs::path prog = dir_ / "foreign";
   write_elf(prog, ELFCLASS32, EM_386, true);
