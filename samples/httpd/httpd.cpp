@@ -1,5 +1,6 @@
 // moss-httpd: a static-file HTTP/1.1 server with keep-alive, a task per
-// connection while it has a request to read or answer. Uses the explicit
+// connection (with many connections, only while it has a request to read or
+// answer: see "Memory per idle connection" below). Uses the explicit
 // moss API (moss::io): every socket call is a moss::io call that parks the
 // connection's task, and the hot path (read a request, parse, send the
 // answer) makes no system call beyond recv and send, which is what a
