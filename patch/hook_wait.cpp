@@ -17,16 +17,28 @@
 // call's ECHILD at once, and a reused pid number is never waited on. A signal
 // handler that runs meanwhile does not end the wait with EINTR (no hooked
 // wait does); cancellation of a green pthread does, as in the real call.
+//
+// system() waits inside glibc, out of reach of the hooks above, so a
+// greenlet's system() is ours: POSIX's steps as glibc takes them (SIGINT and
+// SIGQUIT ignored while any shell of ours runs, SIGCHLD blocked, `/bin/sh -c
+// -- command` spawned with the caller's mask and those two signals back to
+// default), with the wait above. The mask is the OS thread's, so SIGCHLD is
+// held back from every green thread on it until the shell ends. A kill,
+// timeout or cancellation of the waiting greenlet kills the shell (SIGKILL)
+// and reaps it, as glibc does on cancellation.
 #include "hooks.hpp"
 #include "real.hpp"
 
 #include <moss/io.hpp>
 
 #include <cerrno>
+#include <csignal>
 #include <cstring>
 #include <exception>
+#include <mutex>
 
 #include <fcntl.h>
+#include <spawn.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -38,6 +50,7 @@ namespace {
 MOSS_REAL(waitpid, pid_t (*)(pid_t, int*, int))
 MOSS_REAL(wait4, pid_t (*)(pid_t, int*, int, rusage*))
 MOSS_REAL(waitid, int (*)(idtype_t, id_t, siginfo_t*, int))
+MOSS_REAL(system, int (*)(const char*))
 
 // Options a pidfd can stand for: the wait reports exits only, and waits.
 bool exit_wait(int options) noexcept { return (options & (WNOHANG | WUNTRACED | WCONTINUED)) == 0; }
@@ -79,6 +92,90 @@ long wait_on_hub(pid_t pid, int pidfd, Call call) {
   }
   // Readable yet nothing to report (or not watchable): block rather than spin.
   return call(0, &ready);
+}
+
+// shell_signals: SIGINT and SIGQUIT ignored while any shell started by
+// system() runs (counted, so the last one restores them), SIGCHLD blocked
+// on this OS thread for the caller's while.
+class shell_signals {
+ public:
+  shell_signals() {
+    std::lock_guard<std::mutex> hold(lock_);
+    if (shells_++ == 0) {
+      struct sigaction ignore {};
+      ignore.sa_handler = SIG_IGN;
+      sigemptyset(&ignore.sa_mask);
+      sigaction(SIGINT, &ignore, &saved_int_);
+      sigaction(SIGQUIT, &ignore, &saved_quit_);
+    }
+    sigemptyset(&default_);
+    if (saved_int_.sa_handler != SIG_IGN) sigaddset(&default_, SIGINT);
+    if (saved_quit_.sa_handler != SIG_IGN) sigaddset(&default_, SIGQUIT);
+    sigset_t chld;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    pthread_sigmask(SIG_BLOCK, &chld, &mask_);
+  }
+  ~shell_signals() {
+    pthread_sigmask(SIG_SETMASK, &mask_, nullptr);
+    std::lock_guard<std::mutex> hold(lock_);
+    if (--shells_ == 0) {
+      sigaction(SIGINT, &saved_int_, nullptr);
+      sigaction(SIGQUIT, &saved_quit_, nullptr);
+    }
+  }
+  shell_signals(const shell_signals&) = delete;
+  shell_signals& operator=(const shell_signals&) = delete;
+  const sigset_t& caller_mask() const noexcept { return mask_; }
+  const sigset_t& to_default() const noexcept { return default_; }
+
+ private:
+  static inline std::mutex lock_;
+  static inline int shells_ = 0;
+  static inline struct sigaction saved_int_ {}, saved_quit_ {};
+  sigset_t mask_, default_;
+};
+
+// reaper kills and reaps a shell whose wait ended early (kill, timeout,
+// cancellation: an exception or an error return).
+struct reaper {
+  pid_t pid;
+  ~reaper() {
+    if (pid <= 0) return;
+    ::kill(pid, SIGKILL);
+    int errno_was = errno;
+    while (real_waitpid()(pid, nullptr, 0) < 0 && errno == EINTR) {
+    }
+    errno = errno_was;
+  }
+};
+
+int run_shell(const char* command) {
+  shell_signals signals;
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  posix_spawnattr_setsigmask(&attr, &signals.caller_mask());
+  posix_spawnattr_setsigdefault(&attr, &signals.to_default());
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  const char* argv[] = {"sh", "-c", "--", command, nullptr};
+  pid_t pid = -1;
+  int err = posix_spawn(&pid, "/bin/sh", nullptr, &attr, const_cast<char* const*>(argv), environ);
+  posix_spawnattr_destroy(&attr);
+  if (err != 0) {
+    errno = err;
+    return W_EXITCODE(127, 0);  // POSIX: as if the shell had run _exit(127)
+  }
+  reaper shell{pid};
+  int status = 0;
+  pid_t r;
+  while ((r = waitpid(pid, &status, 0)) < 0 && errno == EINTR) {
+  }
+  if (r == pid) {
+    shell.pid = -1;
+    return status;
+  }
+  if (errno == ECHILD) shell.pid = -1;  // reaped by someone else (a SIGCHLD handler on another thread)
+  return -1;
 }
 
 }  // namespace
@@ -129,6 +226,12 @@ int waitid(idtype_t type, id_t id, siginfo_t* info, int options) {
     if (r == 0 && *ready && info != nullptr) *info = got;
     return r;
   }));
+}
+
+int system(const char* command) {
+  // system(NULL) asks whether a shell exists: glibc runs one, briefly.
+  if (!cooperative(family_poll) || command == nullptr) return real_system()(command);
+  return run_shell(command);
 }
 
 }  // extern "C"

@@ -9,6 +9,11 @@
  *   child_wait drain    a child writes 4 MiB into a pipe, a thread reads it,
  *                       main waits for the child: the child ends only if the
  *                       reader runs meanwhile; prints "drain <status> bytes <N>"
+ *   child_wait system   the same with system("sleep 0.5; exit 5"): prints
+ *                       "system <status> ticks <K> elapsed_ms <E> sigint_ignored
+ *                       <0/1>" (as seen by the ticker meanwhile), then
+ *                       "restored <0/1>" (SIGINT back to its handler) and
+ *                       "shell <system(NULL) != 0>"
  *   child_wait errors   what the calls return where they do not wait: one
  *                       line per case, "<case> <result> <errno name or value>" */
 #define _GNU_SOURCE
@@ -27,14 +32,41 @@
 
 static volatile int ticks;
 static volatile int stop;
+static volatile int saw_sigint_ignored;
 
 static void* ticker(void* arg) {
   (void)arg;
   while (!stop) {
     usleep(20000);
     ++ticks;
+    struct sigaction now;
+    if (sigaction(SIGINT, NULL, &now) == 0 && now.sa_handler == SIG_IGN) saw_sigint_ignored = 1;
   }
   return NULL;
+}
+
+static void on_sigint(int sig) { (void)sig; }
+
+static int run_system(void) {
+  struct sigaction mine;
+  memset(&mine, 0, sizeof mine);
+  mine.sa_handler = on_sigint;
+  sigaction(SIGINT, &mine, NULL);
+  pthread_t t;
+  pthread_create(&t, NULL, ticker, NULL);
+  usleep(30000);
+  int k = ticks;
+  struct timespec t0 = now_monotonic();
+  int st = system("sleep 0.5; exit 5");
+  printf("system %d ticks %d elapsed_ms %ld sigint_ignored %d\n", WIFEXITED(st) ? WEXITSTATUS(st) : -1, ticks - k,
+         ms_since(t0), saw_sigint_ignored);
+  stop = 1;
+  pthread_join(t, NULL);
+  struct sigaction now;
+  sigaction(SIGINT, NULL, &now);
+  printf("restored %d\n", now.sa_handler == on_sigint);
+  printf("shell %d\n", system(NULL) != 0);
+  return 0;
 }
 
 static pid_t child_exiting(int ms, int code) {
@@ -198,6 +230,7 @@ int main(int argc, char** argv) {
   if (strcmp(mode, "ticks") == 0) return run_ticks();
   if (strcmp(mode, "drain") == 0) return run_drain();
   if (strcmp(mode, "errors") == 0) return run_errors();
-  fprintf(stderr, "usage: child_wait ticks|drain|errors\n");
+  if (strcmp(mode, "system") == 0) return run_system();
+  fprintf(stderr, "usage: child_wait ticks|drain|system|errors\n");
   return 2;
 }

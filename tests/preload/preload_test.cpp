@@ -520,6 +520,22 @@ TEST_F(Preload, WaitingForAChildLetsTheOtherThreadsRun) {
   EXPECT_EQ(r.err, "") << describe(r);
 }
 
+// system() waits for its shell inside glibc; mossrun's own system() waits on
+// the hub, with SIGINT ignored meanwhile (the ticker sees it) and restored.
+TEST_F(Preload, SystemLetsTheOtherThreadsRunAndIgnoresSigintMeanwhile) {
+  auto r = sample_test::run(mossrun({PROG_CHILD_WAIT, "system"}), 20s);
+  ASSERT_EQ(r.status, 0) << describe(r);
+  words at(r.out);
+  EXPECT_EQ(at.num("system", 0), 5) << "the shell's exit status\n" << describe(r);
+  EXPECT_GE(at.num("system", 2), 5) << "the ticker's 20 ms naps while main was in system()\n" << describe(r);
+  EXPECT_GE(at.num("system", 4), 480) << describe(r);
+  EXPECT_LT(at.num("system", 4), 3000) << describe(r);
+  EXPECT_EQ(at.num("system", 6), 1) << "SIGINT is ignored while the shell runs\n" << describe(r);
+  EXPECT_EQ(at.num("restored", 0), 1) << describe(r);
+  EXPECT_EQ(at.num("shell", 0), 1) << "system(NULL): a shell exists\n" << describe(r);
+  EXPECT_EQ(r.err, "") << describe(r);
+}
+
 // The child writes 4 MiB into a pipe a thread drains while main waits for
 // the child: with main's wait blocking the OS thread nothing drains the
 // pipe, and the child and the program wait for each other for ever.
