@@ -97,7 +97,7 @@ TEST_F(WithHub, AKillInsideSystemKillsAndReapsTheShellAndRestoresSigint) {
   int err = 0;
   auto start = clk::now();
   auto t = moss::spawn([&] {
-    r = system("sleep 30");
+    r = system("exec sleep 30");  // exec: no grandchild outlives the shell holding our stdout
     err = errno;
   });
   moss::sleep(100ms);  // the shell runs
