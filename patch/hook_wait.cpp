@@ -25,7 +25,8 @@
 // default), with the wait above. The mask is the OS thread's, so SIGCHLD is
 // held back from every green thread on it until the shell ends. A kill,
 // timeout or cancellation of the waiting greenlet kills the shell (SIGKILL)
-// and reaps it, as glibc does on cancellation.
+// and reaps it, as glibc does on cancellation, before the cancellation is
+// acted upon.
 #include "hooks.hpp"
 #include "real.hpp"
 
@@ -57,24 +58,25 @@ bool exit_wait(int options) noexcept { return (options & (WNOHANG | WUNTRACED | 
 
 // park_until_readable() returns 0 once fd is readable, -1 if the hub cannot
 // watch it (the caller then blocks for real), or the errno of an interrupted
-// wait (hooks.hpp).
+// wait (hooks.hpp). A cancellation is acted upon by the caller, once it has
+// let go of what it holds: a green thread's C cleanup handlers are reached
+// by longjmp, past our destructors.
 int park_until_readable(int fd) {
   try {
     return moss::io::wait_readable(fd) == 0 ? 0 : -1;
   } catch (...) {
-    int err = interrupted(std::current_exception());
-    at_cancel_point();
-    return err;
+    return interrupted(std::current_exception());
   }
 }
 
 // wait_on_hub() waits for one child: call(extra, &ready) makes the real call
 // with `extra` added to its options and returns what it returned, setting
 // ready false when a WNOHANG call found nothing to report yet. pidfd is the
-// caller's (P_PIDFD) or -1: one is opened for pid.
+// caller's (P_PIDFD) or -1: one is opened for pid. With cancel_point, a
+// pending cancellation is acted upon before and after the wait.
 template <class Call>
-long wait_on_hub(pid_t pid, int pidfd, Call call) {
-  at_cancel_point();
+long wait_on_hub(pid_t pid, int pidfd, bool cancel_point, Call call) {
+  if (cancel_point) at_cancel_point();
   bool ready = true;
   long r = call(WNOHANG, &ready);
   if (ready) return r;  // exited already, or the real call's error
@@ -83,6 +85,7 @@ long wait_on_hub(pid_t pid, int pidfd, Call call) {
   int err = park_until_readable(fd);
   if (pidfd < 0) ::close(fd);  // through the hook: the fd table forgets it
   if (err > 0) {
+    if (cancel_point) at_cancel_point();
     errno = err;
     return -1;
   }
@@ -136,20 +139,8 @@ class shell_signals {
   sigset_t mask_, default_;
 };
 
-// reaper kills and reaps a shell whose wait ended early (kill, timeout,
-// cancellation: an exception or an error return).
-struct reaper {
-  pid_t pid;
-  ~reaper() {
-    if (pid <= 0) return;
-    ::kill(pid, SIGKILL);
-    int errno_was = errno;
-    while (real_waitpid()(pid, nullptr, 0) < 0 && errno == EINTR) {
-    }
-    errno = errno_was;
-  }
-};
-
+// run_shell() is system() for a greenlet; it never acts upon a cancellation
+// itself (its caller does, once the shell is gone and the signals restored).
 int run_shell(const char* command) {
   shell_signals signals;
   posix_spawnattr_t attr;
@@ -165,16 +156,23 @@ int run_shell(const char* command) {
     errno = err;
     return W_EXITCODE(127, 0);  // POSIX: as if the shell had run _exit(127)
   }
-  reaper shell{pid};
   int status = 0;
   pid_t r;
-  while ((r = waitpid(pid, &status, 0)) < 0 && errno == EINTR) {
+  auto wait_shell = [&](int extra, bool* ready) {
+    pid_t got = real_waitpid()(pid, &status, extra);
+    *ready = got != 0;
+    return got;
+  };
+  while ((r = static_cast<pid_t>(wait_on_hub(pid, -1, false, wait_shell))) < 0 && errno == EINTR) {
   }
-  if (r == pid) {
-    shell.pid = -1;
-    return status;
+  if (r == pid) return status;
+  if (errno != ECHILD) {  // the wait was killed, timed out or cancelled: so is the shell
+    err = errno;
+    ::kill(pid, SIGKILL);
+    while (real_waitpid()(pid, nullptr, 0) < 0 && errno == EINTR) {
+    }
+    errno = err;
   }
-  if (errno == ECHILD) shell.pid = -1;  // reaped by someone else (a SIGCHLD handler on another thread)
   return -1;
 }
 
@@ -187,7 +185,7 @@ extern "C" {
 
 pid_t waitpid(pid_t pid, int* status, int options) {
   if (!cooperative(family_poll) || pid <= 0 || !exit_wait(options)) return real_waitpid()(pid, status, options);
-  return static_cast<pid_t>(wait_on_hub(pid, -1, [&](int extra, bool* ready) {
+  return static_cast<pid_t>(wait_on_hub(pid, -1, true, [&](int extra, bool* ready) {
     pid_t r = real_waitpid()(pid, status, options | extra);
     *ready = r != 0;
     return r;
@@ -196,7 +194,7 @@ pid_t waitpid(pid_t pid, int* status, int options) {
 
 pid_t wait4(pid_t pid, int* status, int options, rusage* usage) {
   if (!cooperative(family_poll) || pid <= 0 || !exit_wait(options)) return real_wait4()(pid, status, options, usage);
-  return static_cast<pid_t>(wait_on_hub(pid, -1, [&](int extra, bool* ready) {
+  return static_cast<pid_t>(wait_on_hub(pid, -1, true, [&](int extra, bool* ready) {
     pid_t r = real_wait4()(pid, status, options | extra, usage);
     *ready = r != 0;
     return r;
@@ -218,7 +216,7 @@ int waitid(idtype_t type, id_t id, siginfo_t* info, int options) {
     int fl = ::fcntl(pidfd, F_GETFL);
     if (fl < 0 || (fl & O_NONBLOCK) != 0) return real_waitid()(type, id, info, options);  // EBADF, EAGAIN
   }
-  return static_cast<int>(wait_on_hub(static_cast<pid_t>(id), pidfd, [&](int extra, bool* ready) {
+  return static_cast<int>(wait_on_hub(static_cast<pid_t>(id), pidfd, true, [&](int extra, bool* ready) {
     siginfo_t got;
     std::memset(&got, 0, sizeof got);
     int r = real_waitid()(type, id, &got, options | extra);
@@ -231,7 +229,14 @@ int waitid(idtype_t type, id_t id, siginfo_t* info, int options) {
 int system(const char* command) {
   // system(NULL) asks whether a shell exists: glibc runs one, briefly.
   if (!cooperative(family_poll) || command == nullptr) return real_system()(command);
-  return run_shell(command);
+  at_cancel_point();
+  int r = run_shell(command);
+  if (r == -1) {
+    int err = errno;
+    at_cancel_point();
+    errno = err;
+  }
+  return r;
 }
 
 }  // extern "C"

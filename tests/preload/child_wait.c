@@ -14,9 +14,14 @@
  *                       <0/1>" (as seen by the ticker meanwhile), then
  *                       "restored <0/1>" (SIGINT back to its handler) and
  *                       "shell <system(NULL) != 0>"
+ *   child_wait cancel   a thread cancelled in waitpid, then one cancelled in
+ *                       system(): prints "<call> canceled <0/1> cleanup <0/1>
+ *                       fds_leaked <N>", and "shell_reaped <0/1>" (system's
+ *                       shell was killed and reaped)
  *   child_wait errors   what the calls return where they do not wait: one
  *                       line per case, "<case> <result> <errno name or value>" */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -166,6 +171,61 @@ static int run_drain(void) {
   return 0;
 }
 
+static int open_fds(void) {
+  int n = 0;
+  DIR* d = opendir("/proc/self/fd");
+  while (d != NULL && readdir(d) != NULL) ++n;
+  if (d != NULL) closedir(d);
+  return n;
+}
+
+static volatile int cleaned;
+static pid_t cancel_child;
+
+static void note_cleanup(void* arg) {
+  (void)arg;
+  cleaned = 1;
+}
+
+static void* wait_cancelled(void* arg) {
+  const char* call = arg;
+  pthread_cleanup_push(note_cleanup, NULL);
+  if (strcmp(call, "waitpid") == 0) {
+    waitpid(cancel_child, NULL, 0);
+  } else {
+    int st = system("exec sleep 30");
+    (void)st;
+  }
+  pthread_cleanup_pop(0);
+  return NULL;
+}
+
+static int run_cancel(void) {
+  static const char* calls[] = {"waitpid", "system"};
+  cancel_child = fork();
+  if (cancel_child == 0) {
+    pause();
+    _exit(0);
+  }
+  for (int i = 0; i < 2; ++i) {
+    cleaned = 0;
+    int fds = open_fds();
+    pthread_t t;
+    pthread_create(&t, NULL, wait_cancelled, (void*)calls[i]);
+    usleep(100000); /* the thread waits */
+    pthread_cancel(t);
+    void* r = NULL;
+    pthread_join(t, &r);
+    printf("%s canceled %d cleanup %d fds_leaked %d\n", calls[i], r == PTHREAD_CANCELED, cleaned, open_fds() - fds);
+  }
+  kill(cancel_child, SIGKILL);
+  waitpid(cancel_child, NULL, 0);
+  errno = 0;
+  pid_t r = waitpid(-1, NULL, WNOHANG);
+  printf("shell_reaped %d\n", r == -1 && errno == ECHILD);
+  return 0;
+}
+
 static void line(const char* what, long r, int e) { printf("%s %ld %s\n", what, r, errname(e)); }
 
 static int run_errors(void) {
@@ -231,6 +291,7 @@ int main(int argc, char** argv) {
   if (strcmp(mode, "drain") == 0) return run_drain();
   if (strcmp(mode, "errors") == 0) return run_errors();
   if (strcmp(mode, "system") == 0) return run_system();
-  fprintf(stderr, "usage: child_wait ticks|drain|system|errors\n");
+  if (strcmp(mode, "cancel") == 0) return run_cancel();
+  fprintf(stderr, "usage: child_wait ticks|drain|system|cancel|errors\n");
   return 2;
 }

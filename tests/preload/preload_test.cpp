@@ -536,6 +536,18 @@ TEST_F(Preload, SystemLetsTheOtherThreadsRunAndIgnoresSigintMeanwhile) {
   EXPECT_EQ(r.err, "") << describe(r);
 }
 
+// pthread_cancel of a thread waiting in waitpid or system() acts there: the
+// thread's cleanup handler runs, the pidfd is closed, system's shell is
+// killed and reaped.
+TEST_F(Preload, CancellingAThreadWaitingForAChildRunsItsCleanupAndLeaksNothing) {
+  auto r = sample_test::run(mossrun({PROG_CHILD_WAIT, "cancel"}), 20s);
+  ASSERT_EQ(r.status, 0) << describe(r);
+  EXPECT_EQ(r.out,
+            "waitpid canceled 1 cleanup 1 fds_leaked 0\nsystem canceled 1 cleanup 1 fds_leaked 0\nshell_reaped 1\n")
+      << describe(r);
+  EXPECT_EQ(r.err, "") << describe(r);
+}
+
 // The child writes 4 MiB into a pipe a thread drains while main waits for
 // the child: with main's wait blocking the OS thread nothing drains the
 // pipe, and the child and the program wait for each other for ever.
