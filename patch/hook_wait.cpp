@@ -14,9 +14,11 @@
 // signal those), WNOHANG itself, and a kernel or fd limit that refuses the
 // pidfd (ENOSYS, EMFILE). The first WNOHANG call is made before the pidfd is
 // opened, so a pid that is not (or no longer) a child of ours gets the real
-// call's ECHILD at once, and a reused pid number is never waited on. A signal
-// handler that runs meanwhile does not end the wait with EINTR (no hooked
-// wait does); cancellation of a green pthread does, as in the real call.
+// call's ECHILD at once, and the pidfd names that child (an unreaped child
+// keeps its number; only a native thread reaping it in between could free
+// it). A signal handler that runs meanwhile does not end the wait with EINTR
+// (no hooked wait does); cancellation of a green pthread does, as in the
+// real call.
 //
 // system() waits inside glibc, out of reach of the hooks above, so a
 // greenlet's system() is ours: POSIX's steps as glibc takes them (SIGINT and
