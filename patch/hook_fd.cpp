@@ -8,6 +8,7 @@
 #undef _FILE_OFFSET_BITS
 
 #include "hooks.hpp"
+#include "lock_wait.hpp"
 #include "real.hpp"
 
 #include <moss/io.hpp>
@@ -48,6 +49,19 @@ int after_fcntl(int fd, int cmd, void* arg, int r) noexcept {
   if (cmd == F_SETFL) moss::io::note_nonblocking(fd, (reinterpret_cast<long>(arg) & O_NONBLOCK) != 0);
   else if (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) moss::io::notify_close(r);
   return r;
+}
+
+// lock_try_cmd() is the non-blocking form of a lock wait, or 0 for any
+// other command.
+int lock_try_cmd(int cmd) noexcept {
+  switch (cmd) {
+    case F_SETLKW: return F_SETLK;
+#if F_SETLKW64 != F_SETLKW
+    case F_SETLKW64: return F_SETLK64;
+#endif
+    case F_OFD_SETLKW: return F_OFD_SETLK;
+    default: return 0;
+  }
 }
 
 }  // namespace
@@ -122,6 +136,8 @@ int fcntl(int fd, int cmd, ...) {
   va_start(ap, cmd);
   void* arg = va_arg(ap, void*);
   va_end(ap);
+  if (int try_cmd = lock_try_cmd(cmd); try_cmd != 0 && cooperative(family_sleep))
+    return wait_for_lock([&] { return real_fcntl()(fd, try_cmd, arg); });
   return after_fcntl(fd, cmd, arg, real_fcntl()(fd, cmd, arg));
 }
 
@@ -130,6 +146,8 @@ int fcntl64(int fd, int cmd, ...) {
   va_start(ap, cmd);
   void* arg = va_arg(ap, void*);
   va_end(ap);
+  if (int try_cmd = lock_try_cmd(cmd); try_cmd != 0 && cooperative(family_sleep))
+    return wait_for_lock([&] { return real_fcntl64()(fd, try_cmd, arg); });
   return after_fcntl(fd, cmd, arg, real_fcntl64()(fd, cmd, arg));
 }
 

@@ -495,6 +495,105 @@ TEST_F(Preload, LockOrderDeadlockIsReportedAndExits70) {
   EXPECT_NE(err.find("pthread_join"), std::string::npos) << "the report says main waits on a join\n" << describe(r);
 }
 
+// ---- child processes and file locks ----------------------------------------
+
+// scratch_path() names a file in the temp directory for one test.
+std::string scratch_path(const std::string& name) {
+  return (std::filesystem::temp_directory_path() / (name + "." + std::to_string(getpid()))).string();
+}
+
+// Main waits 500 ms for a child with each of waitpid, wait4, waitid(P_PID)
+// and waitid(P_PIDFD) while a thread naps 20 ms at a time: ~25 naps each; a
+// wait that blocks the OS thread lets none happen.
+TEST_F(Preload, WaitingForAChildLetsTheOtherThreadsRun) {
+  auto r = sample_test::run(mossrun({PROG_CHILD_WAIT, "ticks"}), 20s);
+  ASSERT_EQ(r.status, 0) << describe(r);
+  words at(r.out);
+  const std::pair<const char*, long> calls[] = {{"waitpid", 7}, {"wait4", 8}, {"waitid", 9}, {"pidfd", 10}};
+  for (const auto& [call, code] : calls) {
+    EXPECT_EQ(at.num(call, 0), 1) << call << " reported the child\n" << describe(r);
+    EXPECT_EQ(at.num(call, 1), code) << call << "'s exit status\n" << describe(r);
+    EXPECT_GE(at.num(call, 3), 5) << "the ticker's 20 ms naps while main was in " << call << "\n" << describe(r);
+    EXPECT_GE(at.num(call, 5), 480) << describe(r);
+    EXPECT_LT(at.num(call, 5), 3000) << describe(r);
+  }
+  EXPECT_EQ(r.err, "") << describe(r);
+}
+
+// system() waits for its shell inside glibc; mossrun's own system() waits on
+// the hub, with SIGINT ignored meanwhile (the ticker sees it) and restored.
+TEST_F(Preload, SystemLetsTheOtherThreadsRunAndIgnoresSigintMeanwhile) {
+  auto r = sample_test::run(mossrun({PROG_CHILD_WAIT, "system"}), 20s);
+  ASSERT_EQ(r.status, 0) << describe(r);
+  words at(r.out);
+  EXPECT_EQ(at.num("system", 0), 5) << "the shell's exit status\n" << describe(r);
+  EXPECT_GE(at.num("system", 2), 5) << "the ticker's 20 ms naps while main was in system()\n" << describe(r);
+  EXPECT_GE(at.num("system", 4), 480) << describe(r);
+  EXPECT_LT(at.num("system", 4), 3000) << describe(r);
+  EXPECT_EQ(at.num("system", 6), 1) << "SIGINT is ignored while the shell runs\n" << describe(r);
+  EXPECT_EQ(at.num("restored", 0), 1) << describe(r);
+  EXPECT_EQ(at.num("shell", 0), 1) << "system(NULL): a shell exists\n" << describe(r);
+  EXPECT_EQ(r.err, "") << describe(r);
+}
+
+// pthread_cancel of a thread waiting in waitpid or system() acts there: the
+// thread's cleanup handler runs, the pidfd is closed, system's shell is
+// killed and reaped.
+TEST_F(Preload, CancellingAThreadWaitingForAChildRunsItsCleanupAndLeaksNothing) {
+  auto r = sample_test::run(mossrun({PROG_CHILD_WAIT, "cancel"}), 20s);
+  ASSERT_EQ(r.status, 0) << describe(r);
+  EXPECT_EQ(r.out,
+            "waitpid canceled 1 cleanup 1 fds_leaked 0\nsystem canceled 1 cleanup 1 fds_leaked 0\nshell_reaped 1\n")
+      << describe(r);
+  EXPECT_EQ(r.err, "") << describe(r);
+}
+
+// The child writes 4 MiB into a pipe a thread drains while main waits for
+// the child: with main's wait blocking the OS thread nothing drains the
+// pipe, and the child and the program wait for each other for ever.
+TEST_F(Preload, WaitingForAChildThatAThreadReadsFromEnds) {
+  auto r = sample_test::run(mossrun({PROG_CHILD_WAIT, "drain"}), 10s);
+  ASSERT_EQ(r.status, 0) << "the program hung (killed after 10 s) or failed\n" << describe(r);
+  EXPECT_EQ(r.out, "drain 0 bytes 4194304\n") << describe(r);
+  EXPECT_EQ(r.err, "") << describe(r);
+}
+
+// Where the calls do not wait for one child's exit, they give what the real
+// calls give: ECHILD for a pid that is not (or no longer) a child, 0 with
+// WNOHANG, a child left waitable by WNOWAIT, a null siginfo, EAGAIN from a
+// non-blocking pidfd, EINVAL without an event, a stop with WUNTRACED.
+TEST_F(Preload, ChildWaitsKeepTheRealCallsResultsAndErrors) {
+  auto r = sample_test::run(mossrun({PROG_CHILD_WAIT, "errors"}), 20s);
+  ASSERT_EQ(r.status, 0) << describe(r);
+  EXPECT_EQ(r.out,
+            "not_child -1 ECHILD\nreaped -1 ECHILD\nwnohang 0 0\nwnowait 2 0\nnull_info 0 0\n"
+            "after_null_info -1 ECHILD\nnonblocking_pidfd -1 EAGAIN\nno_event -1 EINVAL\nstopped 19 0\n"
+            "killed 9 0\n")
+      << describe(r);
+  EXPECT_EQ(r.err, "") << describe(r);
+}
+
+// flock and OFD locks: another thread of the program holds the lock for
+// 300 ms (a blocked OS thread waits for ever); POSIX record locks (fcntl
+// F_SETLKW, lockf): a child process holds it for 300 ms while a thread naps
+// 20 ms at a time (a blocked OS thread lets no nap happen).
+TEST_F(Preload, FileLockWaitsLetTheHolderThreadRun) {
+  auto r = sample_test::run(mossrun({PROG_FILE_LOCKS, scratch_path("preload_locks")}), 10s);
+  ASSERT_EQ(r.status, 0) << "the program hung (killed after 10 s) or failed\n" << describe(r);
+  words at(r.out);
+  for (const char* call : {"flock", "ofd", "setlkw", "lockf"}) {
+    EXPECT_EQ(at(call, 0), "0") << call << "\n" << describe(r);
+    EXPECT_GE(at.num(call, 2), 280) << call << " returned before the holder let go\n" << describe(r);
+    EXPECT_LT(at.num(call, 2), 3000) << describe(r);
+    EXPECT_GE(at.num(call, 4), 5) << "the ticker's 20 ms naps while main waited in " << call << "\n" << describe(r);
+  }
+  EXPECT_EQ(at("flock_nb", 1), "EWOULDBLOCK") << describe(r);
+  EXPECT_EQ(at("flock_badfd", 1), "EBADF") << describe(r);
+  EXPECT_EQ(at("flock_badop", 1), "EINVAL") << describe(r);
+  EXPECT_EQ(at("lockf_readonly", 1), "EBADF") << describe(r);
+  EXPECT_EQ(r.err, "") << describe(r);
+}
+
 // ---- DNS -------------------------------------------------------------------
 
 TEST_F(Preload, TwoHundredThreadsResolveInAboutOneServerDelay) {
@@ -577,6 +676,20 @@ TEST_F(Preload, Python3ThreadPoolFetchesPagesConcurrently) {
                                           << describe(r);
   EXPECT_GE(dns.queries(), static_cast<std::size_t>(urls)) << "the names must reach the test's DNS server";
   EXPECT_GREEN_THREADS(f.num("threads", 0), r);
+}
+
+// subprocess.Popen.wait() while a thread reads the child's 4 MiB of output
+// (blocked OS thread: the child fills the pipe and nothing ever ends), and
+// fcntl.flock waiting for another thread to let go.
+TEST_F(Preload, Python3PopenWaitWhileAThreadReadsAndFlock) {
+  auto r = sample_test::run(mossrun({"/usr/bin/python3", PY_SUBPROCESS, scratch_path("preload_pylock")}), 10s);
+  ASSERT_EQ(r.status, 0) << "python hung (killed after 10 s) or failed\n" << describe(r);
+  words at(r.out);
+  EXPECT_EQ(at("popen", 0), "0") << describe(r);
+  EXPECT_EQ(at("popen", 2), "4194304") << describe(r);
+  EXPECT_GE(at.num("flock", 1), 280) << describe(r);
+  EXPECT_LT(at.num("flock", 1), 3000) << describe(r);
+  EXPECT_EQ(r.err, "") << describe(r);
 }
 
 // python3 -m http.server is a ThreadingHTTPServer: a thread per connection.
