@@ -274,8 +274,9 @@ bool process_shared(const sem_t* s) noexcept {
 // at 0.5 ms and double to 20 ms. The doubling keeps a short wait short (a post
 // is seen within the time already waited, plus 0.5 ms); the cap bounds the
 // lateness of a long wait at 20 ms, at 50 wake-ups a second per waiter
-// (measured: about 0.2% of a core), the same period pause() polls at. A post from this process's green threads wakes the
-// waiter at once (sem_post wakes the address's list).
+// (measured: about 0.2% of a core), the same period pause() polls at. A post
+// from this process's green threads wakes the waiter at once (sem_post wakes
+// the address's list).
 constexpr auto shared_sem_first_nap = std::chrono::microseconds(500);
 constexpr auto shared_sem_max_nap = std::chrono::milliseconds(20);
 
