@@ -4,6 +4,18 @@
 // structures may be half-updated by the code the signal interrupted), so
 // sigaction() and signal() install the user's handler behind a trampoline
 // that counts signal_depth. The user sees their own handler in oldact.
+//
+// The table of user handlers is written only when a handler is installed.
+// Installing SIG_DFL or SIG_IGN (or a query) leaves it alone: the kernel's
+// action is then no longer the trampoline, so the stale entry is never
+// called, and an old action is read from the kernel (the table only fills in
+// the handler behind a trampoline). That matters in a vfork child, which
+// shares its parent's memory: the SIG_DFL/SIG_IGN resets it makes before exec
+// (gdb's, a shell's) change only its own kernel actions and leave the parent's
+// handlers in place. Installing a handler in a vfork child is not supported
+// (POSIX allows only exec and _exit there): it would replace the parent's
+// table entry. A fork child has its own copy of the table, as of its kernel
+// actions.
 #include "hooks.hpp"
 #include "real.hpp"
 
@@ -69,10 +81,7 @@ extern "C" int sigaction(int sig, const struct sigaction* act, struct sigaction*
   bool prev_siginfo = in_range && handlers[sig].siginfo.load();
   if (!wrappable(sig, act)) {
     int r = real_sigaction()(sig, act, old);
-    if (r == 0) {
-      unwrap(old, prev_fn, prev_siginfo);
-      if (act != nullptr && in_range) handlers[sig].fn.store(nullptr);
-    }
+    if (r == 0) unwrap(old, prev_fn, prev_siginfo);
     return r;
   }
   struct sigaction wrapped = *act;

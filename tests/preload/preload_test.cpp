@@ -435,6 +435,62 @@ TEST_F(Preload, SemTimedwaitTimesOutWhileOtherThreadsRun) {
   EXPECT_GREEN_THREADS(std::atoi(at("threads", 0).c_str()), r);
 }
 
+// A process-shared semaphore (sem_init pshared, sem_open) is posted from
+// another process: a green waiter must see that post, without blocking the
+// other green threads of its process; a process-shared condvar works and says
+// nothing on stderr.
+TEST_F(Preload, ProcessSharedSemaphoresWakeOnAnotherProcesssPost) {
+  auto r = sample_test::run(mossrun({PROG_SEM_PSHARED}), 90s);
+  ASSERT_EQ(r.status, 0) << describe(r);
+  words at(r.out);
+  // unnamed S elapsed_ms E ticks K: the child waits, the parent posts at 200 ms.
+  EXPECT_EQ(at.num("unnamed", 0), 0) << "the child's sem_wait ended (70: a deadlock report; -9: killed at 10 s)\n"
+                                     << describe(r);
+  EXPECT_GE(at.num("unnamed", 2), 150) << describe(r);
+  EXPECT_LT(at.num("unnamed", 2), 2000) << describe(r);
+  EXPECT_GE(at.num("unnamed", 4), 5) << "the child's ticker thread ran while its main waited\n" << describe(r);
+  EXPECT_EQ(at.num("named", 0), 0) << describe(r);
+  EXPECT_GE(at.num("named", 2), 150) << describe(r);
+  EXPECT_LT(at.num("named", 2), 2000) << describe(r);
+  // timedwait S R elapsed_ms E: a 5 s deadline, posted at 200 ms.
+  EXPECT_EQ(at.num("timedwait", 0), 0) << describe(r);
+  EXPECT_EQ(at.num("timedwait", 1), 0) << describe(r);
+  EXPECT_GE(at.num("timedwait", 3), 150) << describe(r);
+  EXPECT_LT(at.num("timedwait", 3), 2500) << "sem_timedwait must end at the post, not at its deadline\n" << describe(r);
+  EXPECT_EQ(at.num("cond", 0), 0) << describe(r);
+  EXPECT_EQ(at("timeout", 1), "ETIMEDOUT") << describe(r);
+  EXPECT_GE(at.num("timeout", 3), 290) << describe(r);
+  EXPECT_LT(at.num("timeout", 3), 1500) << describe(r);
+  EXPECT_EQ(at("einval", 1), "EINVAL") << describe(r);
+  EXPECT_EQ(at.num("local_post", 0), 0) << describe(r);
+  EXPECT_GE(at.num("local_post", 2), 90) << describe(r);
+  EXPECT_LT(at.num("local_post", 2), 1000) << describe(r);
+  EXPECT_GREEN_THREADS(at.num("threads", 0), r);
+}
+
+// A vfork child's signal(SIG_DFL) before exec must not remove the parent's
+// handler (moss keeps the user's handlers behind its trampoline, in memory a
+// vfork child shares); old actions follow the kernel's. The table is the
+// same with native threads and no hooks, so both are run.
+TEST_F(Preload, VforkChildsSignalResetKeepsTheParentsHandler) {
+  for (auto extra : {std::vector<std::string>{}, std::vector<std::string>{"--threads", "native", "--hook", "none"}}) {
+    std::vector<std::string> argv = extra;
+    argv.push_back(PROG_VFORK_SIGNAL);
+    auto r = sample_test::run(mossrun(argv), 20s);
+    ASSERT_EQ(r.status, 0) << describe(r);
+    words at(r.out);
+    EXPECT_EQ(at.num("vfork_hits", 0), 2) << "the parent's handler must run after the vfork child's exec\n" << describe(r);
+    EXPECT_EQ(at.num("fork_child", 0), 0) << describe(r);
+    EXPECT_EQ(at.num("fork_hits", 0), 3) << describe(r);
+    EXPECT_EQ(at("old_after_dfl", 0), "h") << describe(r);
+    EXPECT_EQ(at("old_after_dfl_again", 0), "SIG_DFL") << describe(r);
+    EXPECT_EQ(at.num("resethand_hits", 0), 1) << describe(r);
+    EXPECT_EQ(at("resethand_hits", 1), "SIG_DFL") << describe(r);
+    EXPECT_EQ(at("ign_query", 0), "SIG_IGN") << describe(r);
+    EXPECT_EQ(r.err, "") << describe(r);
+  }
+}
+
 TEST_F(Preload, StdCallOnceSharedMutexTimedMutexAndAsyncWork) {
   auto r = sample_test::run(mossrun({PROG_STD_SYNC}), 20s);
   ASSERT_EQ(r.status, 0) << describe(r);
