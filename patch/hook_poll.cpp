@@ -5,9 +5,16 @@
 // a non-null mask) promise atomic mask switching, which a hub cannot give:
 // they go to the real function. select() keeps Linux's behaviour of writing
 // the time left back into its timeout.
+//
+// A call that finds something ready (or has a zero timeout) returns without
+// waiting, and then first lets the other green threads run once: a thread
+// that polls in a loop for what another thread must do (Python's
+// multiprocessing.Pool polls a pipe that its result thread drains) would
+// otherwise never let that thread run, where the kernel would preempt it.
 #include "hooks.hpp"
 #include "real.hpp"
 
+#include <moss/detail/interpose.hpp>
 #include <moss/io.hpp>
 
 #include <cerrno>
@@ -31,6 +38,14 @@ MOSS_REAL(epoll_pwait, int (*)(int, epoll_event*, int, int, const sigset_t*))
 
 using moss::io::clock;
 using namespace std::chrono;
+
+// fair() is a call's result, after a turn for the others when it returned
+// at once (see the file comment). A call that waited already gave them
+// theirs; one more turn costs a round trip through the hub.
+int fair(int result) noexcept {
+  if (result >= 0) interpose::let_others_run();
+  return result;
+}
 
 clock::time_point deadline_ms(int ms) noexcept {
   return ms < 0 ? clock::time_point::max() : detail::deadline_after(milliseconds(ms));
@@ -116,8 +131,9 @@ extern "C" {
 [[noreturn]] void __chk_fail(void);
 
 int poll(pollfd* fds, nfds_t n, int timeout_ms) {
-  if (!cooperative(family_poll) || timeout_ms == 0) return real_poll()(fds, n, timeout_ms);
-  return guarded([&] { return moss::io::poll(fds, n, timeout_ms); });
+  if (!cooperative(family_poll)) return real_poll()(fds, n, timeout_ms);
+  if (timeout_ms == 0) return fair(real_poll()(fds, n, 0));
+  return fair(guarded([&] { return moss::io::poll(fds, n, timeout_ms); }));
 }
 
 int ppoll(pollfd* fds, nfds_t n, const timespec* t, const sigset_t* mask) {
@@ -126,7 +142,7 @@ int ppoll(pollfd* fds, nfds_t n, const timespec* t, const sigset_t* mask) {
     errno = EINVAL;
     return -1;
   }
-  return guarded([&] { return moss::io::poll(fds, n, deadline_ts(t)); });
+  return fair(guarded([&] { return moss::io::poll(fds, n, deadline_ts(t)); }));
 }
 
 int select(int nfds, fd_set* r, fd_set* w, fd_set* e, timeval* tv) {
@@ -139,7 +155,7 @@ int select(int nfds, fd_set* r, fd_set* w, fd_set* e, timeval* tv) {
   if (tv != nullptr) deadline = moss::detail::deadline_after(seconds(tv->tv_sec) + microseconds(tv->tv_usec));
   int r_ = guarded([&] { return select_via_poll(nfds, r, w, e, deadline); });
   time_left(tv, deadline);
-  return r_;
+  return fair(r_);
 }
 
 int pselect(int nfds, fd_set* r, fd_set* w, fd_set* e, const timespec* t, const sigset_t* mask) {
@@ -148,17 +164,17 @@ int pselect(int nfds, fd_set* r, fd_set* w, fd_set* e, const timespec* t, const 
     errno = EINVAL;
     return -1;
   }
-  return guarded([&] { return select_via_poll(nfds, r, w, e, deadline_ts(t)); });
+  return fair(guarded([&] { return select_via_poll(nfds, r, w, e, deadline_ts(t)); }));
 }
 
 int epoll_wait(int epfd, epoll_event* events, int max, int timeout_ms) {
   if (!cooperative(family_poll)) return real_epoll_wait()(epfd, events, max, timeout_ms);
-  return guarded([&] { return epoll_via_hub(epfd, events, max, timeout_ms); });
+  return fair(guarded([&] { return epoll_via_hub(epfd, events, max, timeout_ms); }));
 }
 
 int epoll_pwait(int epfd, epoll_event* events, int max, int timeout_ms, const sigset_t* mask) {
   if (!cooperative(family_poll) || mask != nullptr) return real_epoll_pwait()(epfd, events, max, timeout_ms, mask);
-  return guarded([&] { return epoll_via_hub(epfd, events, max, timeout_ms); });
+  return fair(guarded([&] { return epoll_via_hub(epfd, events, max, timeout_ms); }));
 }
 
 int __poll_chk(pollfd* fds, nfds_t n, int timeout_ms, size_t fdslen) {

@@ -650,6 +650,21 @@ TEST_F(Preload, FileLockWaitsLetTheHolderThreadRun) {
   EXPECT_EQ(r.err, "") << describe(r);
 }
 
+// A thread polling in a loop for what another must do (the pipe it polls is
+// drained by a thread that first sleeps 50 ms): each poll finds it ready at
+// once, and still the other thread runs (Python's multiprocessing.Pool spun
+// for ever here).
+TEST_F(Preload, APollLoopLetsTheThreadItWaitsForRun) {
+  auto r = sample_test::run(mossrun({PROG_POLL_SPIN}), 10s);
+  ASSERT_EQ(r.status, 0) << "the program hung (killed after 10 s) or failed\n" << describe(r);
+  words at(r.out);
+  for (const char* call : {"poll", "poll0", "select", "epoll_wait"}) {
+    EXPECT_EQ(at(call, 0), "0") << call << "\n" << describe(r);
+    EXPECT_GE(at.num(call, 1), 1) << call << "\n" << describe(r);
+  }
+  EXPECT_EQ(r.err, "") << describe(r);
+}
+
 // ---- DNS -------------------------------------------------------------------
 
 TEST_F(Preload, TwoHundredThreadsResolveInAboutOneServerDelay) {
