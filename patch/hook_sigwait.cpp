@@ -41,6 +41,9 @@ int wait_signal(const sigset_t* set, siginfo_t* info, const timespec* timeout) {
     errno = EINVAL;
     return -1;
   }
+  // A pending cancellation acts before the signalfd exists: it leaves by
+  // longjmp, past any clean-up below.
+  at_cancel_point();
   int fd = signalfd(-1, set, SFD_NONBLOCK | SFD_CLOEXEC);
   if (fd < 0) return -1;
   auto deadline = timeout == nullptr ? moss::io::clock::time_point::max()
@@ -48,11 +51,12 @@ int wait_signal(const sigset_t* set, siginfo_t* info, const timespec* timeout) {
                                                               std::chrono::nanoseconds(timeout->tv_nsec));
   int result = -1;
   int err = 0;
-  at_cancel_point();
   try {
     for (;;) {
       signalfd_siginfo si;
-      ssize_t n = ::read(fd, &si, sizeof si);  // through the hook: the fd table knows it
+      // moss::io, not the hooked read: the fd table knows the fd, and the
+      // call is no cancellation point (one would leave with fd open).
+      ssize_t n = moss::io::read(fd, &si, sizeof si);
       if (n == static_cast<ssize_t>(sizeof si)) {
         if (info != nullptr) {
           std::memset(info, 0, sizeof *info);

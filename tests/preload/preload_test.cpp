@@ -665,6 +665,15 @@ TEST_F(Preload, APollLoopLetsTheThreadItWaitsForRun) {
   EXPECT_EQ(r.err, "") << describe(r);
 }
 
+// Twenty threads cancelled on their way into sigwait leave no signalfd open.
+TEST_F(Preload, AThreadCancelledIntoSigwaitLeavesNoFdOpen) {
+  auto r = sample_test::run(mossrun({PROG_SIGWAIT_CANCEL}), 10s);
+  ASSERT_EQ(r.status, 0) << describe(r);
+  words at(r.out);
+  EXPECT_EQ(at.num("canceled", 0), 1) << describe(r);
+  EXPECT_EQ(at.num("fds_after", 0), at.num("fds_before", 0)) << describe(r);
+}
+
 // ---- DNS -------------------------------------------------------------------
 
 TEST_F(Preload, TwoHundredThreadsResolveInAboutOneServerDelay) {
