@@ -762,7 +762,8 @@ class connection {
 // of requests costs one or two spawns, not one a connection. Before each
 // connection it makes sure a standby task exists while others wait behind
 // it: a request that parks the server (a slow client, a large file) then
-// holds up no one.
+// holds up no one. hand_back() puts a connection into the set, registering
+// it the first time; it closes when the set is gone (stopping) or refuses it.
 void hand_back(std::unique_ptr<connection> c) {
   if (worker.idle_set < 0) return;  // stopping: the set is gone, c closes
   if (!c->enter_idle_set()) {
@@ -788,6 +789,12 @@ std::unique_ptr<connection> pop_ready() noexcept {
   return std::unique_ptr<connection>(c);
 }
 
+// serve_connection() is a task's whole part in one connection: serve it,
+// then hand it to the idle set if it rests.
+void serve_connection(std::unique_ptr<connection> c) {
+  if (c->serve()) hand_back(std::move(c));
+}
+
 void serve_ready();
 
 void ensure_standby() {
@@ -800,7 +807,7 @@ void serve_ready() {
   worker.standby = false;
   while (auto c = pop_ready()) {
     ensure_standby();
-    if (c->serve()) hand_back(std::move(c));
+    serve_connection(std::move(c));
   }
 }
 
@@ -846,17 +853,8 @@ void watch_idle() {
 // else the idle set (bytes already there are reported at once).
 void admit(int fd) {
   auto c = std::make_unique<connection>(fd);
-  if (worker.connections < rest_above) {
-    moss::spawn([c = std::move(c)]() mutable {
-      if (c->serve()) hand_back(std::move(c));
-    });
-    return;
-  }
-  if (c->enter_idle_set()) {
-    c.release()->rest();
-    return;
-  }
-  std::fprintf(stderr, "%s: cannot watch a connection: %s\n", prog, std::strerror(errno));
+  if (worker.connections >= rest_above) return hand_back(std::move(c));
+  moss::spawn([c = std::move(c)]() mutable { serve_connection(std::move(c)); });
 }
 
 // open_listener() makes one SO_REUSEPORT listener on addr; errors name it.

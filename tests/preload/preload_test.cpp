@@ -298,6 +298,14 @@ TEST_F(Preload, NativelyTheServerHasAnOsThreadPerConnection) {
   EXPECT_EQ(threads, 51);
 }
 
+// expect_printed() checks a run that must exit 0 having printed exactly
+// `out`, and nothing on stderr; `why` says what a failed exit means.
+void expect_printed(const sample_test::result& r, const std::string& out, const char* why = "") {
+  ASSERT_EQ(r.status, 0) << why << describe(r);
+  EXPECT_EQ(r.out, out) << describe(r);
+  EXPECT_EQ(r.err, "") << describe(r);
+}
+
 // ---- the seeds' sleep scenario ---------------------------------------------
 
 // expect_took_four_units() checks a sleepers run (threads or tasks sleeping 1,
@@ -346,10 +354,8 @@ TEST_F(Preload, ProgramLinkingLibmossSharesThePreloadsHub) {
 }
 
 TEST_F(Preload, KillOfATaskWaitingForAPthreadMutexLandsAfterItGetsTheMutex) {
-  auto r = sample_test::run(mossrun({PROG_MOSS_LINKED, "kill"}), 30s);
-  ASSERT_EQ(r.status, 0) << "pthread_mutex_lock cannot throw the kill\n" << describe(r);
-  EXPECT_EQ(r.out, "locked\nkilled 1\nreached 0\n") << describe(r);
-  EXPECT_EQ(r.err, "") << describe(r);
+  expect_printed(sample_test::run(mossrun({PROG_MOSS_LINKED, "kill"}), 30s), "locked\nkilled 1\nreached 0\n",
+                 "pthread_mutex_lock cannot throw the kill\n");
 }
 
 // ---- how main ends ------------------------------------------------------------
@@ -596,22 +602,16 @@ TEST_F(Preload, SystemLetsTheOtherThreadsRunAndIgnoresSigintMeanwhile) {
 // thread's cleanup handler runs, the pidfd is closed, system's shell is
 // killed and reaped.
 TEST_F(Preload, CancellingAThreadWaitingForAChildRunsItsCleanupAndLeaksNothing) {
-  auto r = sample_test::run(mossrun({PROG_CHILD_WAIT, "cancel"}), 20s);
-  ASSERT_EQ(r.status, 0) << describe(r);
-  EXPECT_EQ(r.out,
-            "waitpid canceled 1 cleanup 1 fds_leaked 0\nsystem canceled 1 cleanup 1 fds_leaked 0\nshell_reaped 1\n")
-      << describe(r);
-  EXPECT_EQ(r.err, "") << describe(r);
+  expect_printed(sample_test::run(mossrun({PROG_CHILD_WAIT, "cancel"}), 20s),
+                 "waitpid canceled 1 cleanup 1 fds_leaked 0\nsystem canceled 1 cleanup 1 fds_leaked 0\nshell_reaped 1\n");
 }
 
 // The child writes 4 MiB into a pipe a thread drains while main waits for
 // the child: with main's wait blocking the OS thread nothing drains the
 // pipe, and the child and the program wait for each other for ever.
 TEST_F(Preload, WaitingForAChildThatAThreadReadsFromEnds) {
-  auto r = sample_test::run(mossrun({PROG_CHILD_WAIT, "drain"}), 10s);
-  ASSERT_EQ(r.status, 0) << "the program hung (killed after 10 s) or failed\n" << describe(r);
-  EXPECT_EQ(r.out, "drain 0 bytes 4194304\n") << describe(r);
-  EXPECT_EQ(r.err, "") << describe(r);
+  expect_printed(sample_test::run(mossrun({PROG_CHILD_WAIT, "drain"}), 10s), "drain 0 bytes 4194304\n",
+                 "the program hung (killed after 10 s) or failed\n");
 }
 
 // Where the calls do not wait for one child's exit, they give what the real
@@ -619,14 +619,10 @@ TEST_F(Preload, WaitingForAChildThatAThreadReadsFromEnds) {
 // WNOHANG, a child left waitable by WNOWAIT, a null siginfo, EAGAIN from a
 // non-blocking pidfd, EINVAL without an event, a stop with WUNTRACED.
 TEST_F(Preload, ChildWaitsKeepTheRealCallsResultsAndErrors) {
-  auto r = sample_test::run(mossrun({PROG_CHILD_WAIT, "errors"}), 20s);
-  ASSERT_EQ(r.status, 0) << describe(r);
-  EXPECT_EQ(r.out,
-            "not_child -1 ECHILD\nreaped -1 ECHILD\nwnohang 0 0\nwnowait 2 0\nnull_info 0 0\n"
-            "after_null_info -1 ECHILD\nnonblocking_pidfd -1 EAGAIN\nno_event -1 EINVAL\nstopped 19 0\n"
-            "killed 9 0\n")
-      << describe(r);
-  EXPECT_EQ(r.err, "") << describe(r);
+  expect_printed(sample_test::run(mossrun({PROG_CHILD_WAIT, "errors"}), 20s),
+                 "not_child -1 ECHILD\nreaped -1 ECHILD\nwnohang 0 0\nwnowait 2 0\nnull_info 0 0\n"
+                 "after_null_info -1 ECHILD\nnonblocking_pidfd -1 EAGAIN\nno_event -1 EINVAL\nstopped 19 0\n"
+                 "killed 9 0\n");
 }
 
 // flock and OFD locks: another thread of the program holds the lock for
